@@ -1,0 +1,154 @@
+//! `jwt-policy verify --policy POLICY [...] (TOKEN | --token-file FILE | --tokens-file FILE|-)`
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::cli::{EXIT_DENY, EXIT_ERROR, EXIT_OK};
+use crate::{Decision, Policy, PolicyEngine, StaticKeys, UnixTime};
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// One JSON object per decision, on one line.
+    Json,
+    /// A readable explanation.
+    Text,
+}
+
+/// Arguments of `verify`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["token", "token_file", "tokens_file"])))]
+pub(crate) struct Args {
+    /// The policy file.
+    #[arg(long, value_name = "POLICY")]
+    policy: PathBuf,
+    /// Verify with this JWKS file instead of every issuer's own key source (offline).
+    #[arg(long, value_name = "FILE")]
+    jwks: Option<PathBuf>,
+    /// Decide at this time (Unix seconds, fractions allowed) instead of the system clock.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    now: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+    /// A run-time value the policy refers to, e.g. `credential.key_id=abc` (repeatable).
+    #[arg(long = "context", value_name = "KEY=VALUE")]
+    context: Vec<String>,
+    /// The token.
+    #[arg(value_name = "TOKEN")]
+    token: Option<String>,
+    /// Read one token from FILE (one trailing line ending is removed).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Decide about each line of FILE (`-` for stdin): one decision per line, in order.
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
+}
+
+/// Runs `verify` and returns the exit code.
+pub(crate) fn run(args: &Args) -> u8 {
+    match try_run(args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn try_run(args: &Args) -> Result<u8, String> {
+    let now = match &args.now {
+        Some(text) => UnixTime::parse(text).ok_or_else(|| {
+            format!("`--now {text}` is not a time in Unix seconds (e.g. `1767225600`)")
+        })?,
+        None => UnixTime::now(),
+    };
+    let policy = Policy::from_file(&args.policy).map_err(|e| e.to_string())?;
+    let mut builder = PolicyEngine::builder(policy);
+    for pair in &args.context {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("`--context {pair}` must be KEY=VALUE"))?;
+        builder = builder.context(key, value);
+    }
+    if let Some(path) = &args.jwks {
+        let keys = StaticKeys::from_file(path).map_err(|e| e.to_string())?;
+        builder = builder.key_source_for_all(Arc::new(keys));
+    }
+    let engine = builder.build().map_err(|e| e.to_string())?;
+
+    if let Some(path) = &args.tokens_file {
+        return batch(&engine, path, now, args.format);
+    }
+    let token = match (&args.token, &args.token_file) {
+        (Some(token), _) => token.as_bytes().to_vec(),
+        (None, Some(path)) => {
+            let mut bytes = std::fs::read(path)
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            strip_line_ending(&mut bytes);
+            bytes
+        }
+        (None, None) => return Err("no token given".into()),
+    };
+    let decision = engine.evaluate_at(&token, now);
+    print(&decision, args.format, None);
+    Ok(if decision.is_allowed() {
+        EXIT_OK
+    } else {
+        EXIT_DENY
+    })
+}
+
+fn batch(
+    engine: &PolicyEngine,
+    path: &PathBuf,
+    now: UnixTime,
+    format: Format,
+) -> Result<u8, String> {
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut line = Vec::new();
+    let mut reader = reader;
+    let mut number = 0usize;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        strip_line_ending(&mut line);
+        let decision = engine.evaluate_at(&line, now);
+        print(&decision, format, Some(number));
+    }
+    std::io::stdout()
+        .flush()
+        .map_err(|e| format!("cannot write output: {e}"))?;
+    Ok(EXIT_OK)
+}
+
+/// Removes one `\n` or `\r\n`.
+fn strip_line_ending(bytes: &mut Vec<u8>) {
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+}
+
+fn print(decision: &Decision, format: Format, line: Option<usize>) {
+    match (format, line) {
+        (Format::Json, _) => println!("{}", decision.to_json()),
+        (Format::Text, None) => print!("{}", decision.explain()),
+        (Format::Text, Some(n)) => print!("line {n}: {}", decision.explain()),
+    }
+}

@@ -1,0 +1,169 @@
+//! `aud` against the accepted alternatives, and the RFC 8707 `resource` claim.
+
+use crate::engine::Failure;
+use crate::engine::claims::{show, values};
+use crate::engine::decision::Reason;
+use crate::policy::{AudienceRule, Match, Presence, ValueFormat};
+use crate::token::json::{Json, Object};
+
+/// The values of `aud`: a string, or a non-empty array of strings (RFC 7519 §4.1.3).
+fn audiences(claims: &Object) -> Result<Vec<&str>, Failure> {
+    let invalid = |observed: String| Failure {
+        reason: Reason::InvalidClaim,
+        expected: "`aud` as a string or a non-empty array of strings".into(),
+        detail: "`aud` is malformed".into(),
+        observed,
+    };
+    match claims.get("aud") {
+        None => Err(Failure {
+            reason: Reason::MissingClaim,
+            expected: "claim `aud`".into(),
+            observed: "absent".into(),
+            detail: "the token names no audience".into(),
+        }),
+        Some(Json::Array(items)) if items.is_empty() => Err(invalid("an empty array".into())),
+        Some(value) => values(value, ValueFormat::StringOrArray).map_err(invalid),
+    }
+}
+
+/// The values of the `resource` claim, `Ok(None)` when absent.
+fn resources(claims: &Object) -> Result<Option<Vec<&str>>, Failure> {
+    match claims.get("resource") {
+        None => Ok(None),
+        Some(Json::Array(items)) if items.is_empty() => {
+            Err(invalid_resource("an empty array".into()))
+        }
+        Some(value) => values(value, ValueFormat::StringOrArray)
+            .map(Some)
+            .map_err(invalid_resource),
+    }
+}
+
+fn invalid_resource(observed: String) -> Failure {
+    Failure {
+        reason: Reason::InvalidClaim,
+        expected: "`resource` as a string or a non-empty array of strings".into(),
+        detail: "`resource` is malformed".into(),
+        observed,
+    }
+}
+
+fn show_list(values: &[&str]) -> String {
+    match values {
+        [one] => format!("`{one}`"),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(|v| format!("`{v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Checks `aud`; on success returns the matched accepted value and a detail line.
+pub(crate) fn check(claims: &Object, rule: &AudienceRule) -> Result<(String, String), Failure> {
+    let aud = audiences(claims)?;
+    // Guards read `resource`; a malformed one fails here too (and in the `resource` check).
+    let resource = resources(claims).unwrap_or_default();
+    let mut matched: Option<&str> = None;
+    let mut guard_failures = Vec::new();
+    let mut failures = 0;
+    for alt in &rule.accept {
+        if !aud.contains(&alt.value.as_str()) {
+            failures += 1;
+            continue;
+        }
+        let guard_ok = match (&alt.resource, &resource) {
+            (None, _) => true,
+            (Some(want), Some(have)) => have.contains(&want.as_str()),
+            (Some(_), None) => false,
+        };
+        if guard_ok {
+            matched.get_or_insert(alt.value.as_str());
+        } else {
+            failures += 1;
+            let want = alt.resource.as_deref().unwrap_or_default();
+            guard_failures.push((alt.value.as_str(), want));
+        }
+    }
+    let satisfied = match rule.mode {
+        Match::Any => matched.is_some(),
+        Match::All => failures == 0,
+    };
+    if let (true, Some(value)) = (satisfied, matched) {
+        let how = match rule
+            .accept
+            .iter()
+            .find(|a| a.value == value)
+            .and_then(|a| a.resource.as_ref())
+        {
+            Some(r) => format!("`aud` contains `{value}` and `resource` names `{r}`"),
+            None => format!("`aud` contains `{value}`"),
+        };
+        return Ok((value.to_owned(), how));
+    }
+    let observed_resource = match claims.get("resource") {
+        None => "absent".to_owned(),
+        Some(v) => show(v),
+    };
+    if let Some((value, want)) = guard_failures.first() {
+        return Err(Failure {
+            reason: Reason::ResourceMismatch,
+            expected: format!("`resource` naming `{want}` (required for audience `{value}`)"),
+            observed: format!("`resource` {observed_resource}"),
+            detail: format!(
+                "audience `{value}` is accepted only for tokens whose `resource` names `{want}`"
+            ),
+        });
+    }
+    let accepted: Vec<String> = rule
+        .accept
+        .iter()
+        .map(|a| match &a.resource {
+            Some(r) => format!("`{}` (with `resource` `{r}`)", a.value),
+            None => format!("`{}`", a.value),
+        })
+        .collect();
+    let joiner = if rule.mode == Match::All {
+        " and "
+    } else {
+        " or "
+    };
+    Err(Failure {
+        reason: Reason::AudienceMismatch,
+        expected: accepted.join(joiner),
+        observed: format!("`aud` {}", show_list(&aud)),
+        detail: "the token was not issued for this resource".into(),
+    })
+}
+
+/// Checks the `resource` claim: when present (or required), it must name `resource_url`.
+pub(crate) fn resource(
+    claims: &Object,
+    presence: Presence,
+    resource_url: &str,
+) -> Option<Result<(Option<String>, String), Failure>> {
+    if presence == Presence::Ignored {
+        return None;
+    }
+    Some(resources(claims).and_then(|found| match found {
+        None if presence == Presence::Required => Err(Failure {
+            reason: Reason::MissingClaim,
+            expected: format!("claim `resource` naming `{resource_url}`"),
+            observed: "absent".into(),
+            detail: "the policy requires the token to name its resource".into(),
+        }),
+        None => Ok((None, "`resource` is absent".into())),
+        Some(list) if list.contains(&resource_url) => Ok((
+            Some(resource_url.to_owned()),
+            format!("`resource` names `{resource_url}`"),
+        )),
+        Some(list) => Err(Failure {
+            reason: Reason::ResourceMismatch,
+            expected: format!("`resource` naming `{resource_url}`"),
+            observed: format!("`resource` {}", show_list(&list)),
+            detail: "the token was issued for another resource".into(),
+        }),
+    }))
+}

@@ -1,0 +1,109 @@
+//! The calling client's id, from ordered claim sources, and this server's own id, resolved once.
+
+use std::collections::BTreeMap;
+
+use crate::engine::claims::show;
+use crate::engine::decision::Reason;
+use crate::engine::{BuildError, Failure};
+use crate::policy::{IdRule, IdSource};
+use crate::token::json::{Json, Object};
+
+/// The chosen client id and the claim it came from.
+pub(crate) struct ClientId<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) source: &'a str,
+}
+
+/// The first present source wins; a present but malformed or refused value fails rather than
+/// falling through to the next source (falling through would let a token pick its identity).
+pub(crate) fn resolve<'a>(
+    claims: &'a Object,
+    rule: &'a IdRule,
+) -> Result<Option<ClientId<'a>>, Failure> {
+    for source in &rule.sources {
+        let IdSource::Claim(name) = source else {
+            continue;
+        };
+        let Some(value) = claims.get(name) else {
+            continue;
+        };
+        let id = match value {
+            Json::String(s) if !s.is_empty() => &**s,
+            other => {
+                return Err(Failure {
+                    reason: Reason::InvalidClaim,
+                    expected: format!("`{name}` as a non-empty string"),
+                    observed: show(other),
+                    detail: format!("client id claim `{name}` is malformed"),
+                });
+            }
+        };
+        if let Some(why) = refusal(id, rule) {
+            return Err(Failure {
+                reason: Reason::InvalidClaim,
+                expected: why.clone(),
+                observed: format!("`{name}` `{id}`"),
+                detail: format!("client id from `{name}` is refused: {why}"),
+            });
+        }
+        return Ok(Some(ClientId { id, source: name }));
+    }
+    if rule.required {
+        let names: Vec<String> = rule
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                IdSource::Claim(n) => Some(format!("`{n}`")),
+                _ => None,
+            })
+            .collect();
+        return Err(Failure {
+            reason: Reason::MissingClientId,
+            expected: format!("one of {}", names.join(", ")),
+            observed: "none present".into(),
+            detail: "the token names no client".into(),
+        });
+    }
+    Ok(None)
+}
+
+/// Why `id` is refused by the rule's patterns, if it is.
+fn refusal(id: &str, rule: &IdRule) -> Option<String> {
+    if let Some(allow) = &rule.allow
+        && !allow.is_match(id)
+    {
+        return Some(format!("must match `{}`", allow.as_str()));
+    }
+    rule.refuse
+        .iter()
+        .find(|p| p.is_match(id))
+        .map(|p| format!("must not match `{}`", p.as_str()))
+}
+
+/// Resolves this server's own client id once, from the context the service provides.
+pub(crate) fn resolve_resource(
+    rule: &IdRule,
+    context: &BTreeMap<String, String>,
+) -> Result<Option<String>, BuildError> {
+    for source in &rule.sources {
+        let (value, from) = match source {
+            IdSource::Context(key) => match context.get(key) {
+                Some(v) if !v.is_empty() => (v.clone(), source.to_string()),
+                _ => continue,
+            },
+            IdSource::Value(v) => (v.clone(), source.to_string()),
+            IdSource::Claim(_) => continue,
+        };
+        if let Some(why) = refusal(&value, rule) {
+            return Err(BuildError::RefusedResourceClientId { value, from, why });
+        }
+        return Ok(Some(value));
+    }
+    if rule.required {
+        let tried: Vec<String> = rule.sources.iter().map(|s| s.to_string()).collect();
+        return Err(BuildError::MissingResourceClientId {
+            tried: tried.join(", "),
+        });
+    }
+    Ok(None)
+}

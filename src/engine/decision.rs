@@ -1,0 +1,411 @@
+//! Decisions: a verdict, who the token speaks for, and every check with its outcome.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// Allow or deny. Exhaustive on purpose: callers handle both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every check passed.
+    Allow,
+    /// At least one check failed.
+    Deny,
+}
+
+/// The stable reason codes (DESIGN §6). Scripts and services match on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The token is larger than `limits.max_token_bytes`.
+    TokenTooLarge,
+    /// Not a strict compact JWS: segments, base64url, JSON, header parameter types.
+    MalformedToken,
+    /// `iss` names no issuer of the policy.
+    UntrustedIssuer,
+    /// `alg` is not in the issuer's allow-list.
+    AlgorithmNotAllowed,
+    /// No key of the issuer has the token's `kid` (or the token has none and one is required).
+    KeyNotFound,
+    /// The key the `kid` names cannot verify the token's `alg`.
+    KeyMismatch,
+    /// The signature does not verify.
+    InvalidSignature,
+    /// `typ` is missing or not an accepted value.
+    InvalidType,
+    /// `crit` names an extension that is not understood.
+    UnsupportedCriticalHeader,
+    /// A required claim is absent.
+    MissingClaim,
+    /// A claim has the wrong type or value.
+    InvalidClaim,
+    /// `now >= exp + leeway`.
+    Expired,
+    /// `now + leeway < nbf`.
+    NotYetValid,
+    /// `iat > now + leeway`.
+    IssuedInFuture,
+    /// `now >= iat + max_age + leeway`.
+    TokenTooOld,
+    /// No accepted audience is in `aud`.
+    AudienceMismatch,
+    /// The `resource` claim does not name this resource (or a guarded audience needs it to).
+    ResourceMismatch,
+    /// A required scope is not granted.
+    InsufficientScope,
+    /// No client id source is present.
+    MissingClientId,
+    /// A named rule's `require` does not hold.
+    RuleFailed,
+    /// The issuer's keys could not be obtained.
+    KeysUnavailable,
+    /// A bug in this crate; please report it.
+    Internal,
+}
+
+impl Reason {
+    /// Every reason code.
+    pub const ALL: [Reason; 22] = [
+        Self::TokenTooLarge,
+        Self::MalformedToken,
+        Self::UntrustedIssuer,
+        Self::AlgorithmNotAllowed,
+        Self::KeyNotFound,
+        Self::KeyMismatch,
+        Self::InvalidSignature,
+        Self::InvalidType,
+        Self::UnsupportedCriticalHeader,
+        Self::MissingClaim,
+        Self::InvalidClaim,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::IssuedInFuture,
+        Self::TokenTooOld,
+        Self::AudienceMismatch,
+        Self::ResourceMismatch,
+        Self::InsufficientScope,
+        Self::MissingClientId,
+        Self::RuleFailed,
+        Self::KeysUnavailable,
+        Self::Internal,
+    ];
+
+    /// The stable snake_case code, e.g. `expired`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TokenTooLarge => "token_too_large",
+            Self::MalformedToken => "malformed_token",
+            Self::UntrustedIssuer => "untrusted_issuer",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::KeyNotFound => "key_not_found",
+            Self::KeyMismatch => "key_mismatch",
+            Self::InvalidSignature => "invalid_signature",
+            Self::InvalidType => "invalid_type",
+            Self::UnsupportedCriticalHeader => "unsupported_critical_header",
+            Self::MissingClaim => "missing_claim",
+            Self::InvalidClaim => "invalid_claim",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::TokenTooOld => "token_too_old",
+            Self::AudienceMismatch => "audience_mismatch",
+            Self::ResourceMismatch => "resource_mismatch",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::MissingClientId => "missing_client_id",
+            Self::RuleFailed => "rule_failed",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// The RFC 6750 §3.1 `error` for a `WWW-Authenticate: Bearer` challenge.
+    ///
+    /// `insufficient_scope` for a missing scope, `invalid_token` for everything else (including
+    /// the two server-side failures, whose HTTP status says the fault is not the client's).
+    pub fn oauth_error(self) -> &'static str {
+        match self {
+            Self::InsufficientScope => "insufficient_scope",
+            _ => "invalid_token",
+        }
+    }
+
+    /// The HTTP status to answer with: 403 for a missing scope, 503 when keys are unavailable,
+    /// 500 for an internal error, 401 otherwise.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InsufficientScope => 403,
+            Self::KeysUnavailable => 503,
+            Self::Internal => 500,
+            _ => 401,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one check ended. Exhaustive: callers handle every case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The check passed.
+    Passed,
+    /// The check failed.
+    Failed {
+        /// The stable reason code.
+        reason: Reason,
+        /// What the policy accepts.
+        expected: String,
+        /// What the token had.
+        observed: String,
+    },
+    /// The check could not safely be made (e.g. claims of a token whose signature did not verify).
+    NotEvaluated,
+}
+
+/// One check of the policy and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub(crate) rule: Arc<str>,
+    pub(crate) outcome: Outcome,
+    pub(crate) detail: String,
+}
+
+impl Check {
+    /// The check's stable name: `signature`, `exp`, `audience`, `required:sub`, `rule:NAME`, ...
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+
+    /// How it ended.
+    pub fn outcome(&self) -> &Outcome {
+        &self.outcome
+    }
+
+    /// One readable line: what passed, what failed and why, or why it was not evaluated.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The reason code, when the check failed.
+    pub fn reason(&self) -> Option<Reason> {
+        match &self.outcome {
+            Outcome::Failed { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+}
+
+/// Who and what an allowed token speaks for. Filled only from verified claims: a token whose
+/// signature did not verify has an empty principal (its details are in the checks).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    /// `iss`.
+    pub issuer: Option<String>,
+    /// `sub`.
+    pub subject: Option<String>,
+    /// The calling client's id.
+    pub client_id: Option<String>,
+    /// The claim it came from (`client_id`, `azp`, ...).
+    pub client_id_source: Option<String>,
+    /// This server's own client id, resolved when the engine was built.
+    pub resource_client_id: Option<String>,
+    /// The accepted audience value that matched.
+    pub audience: Option<String>,
+    /// The resource the token named in its `resource` claim, when it named this one.
+    pub resource: Option<String>,
+    /// The granted scopes, in the order the token lists them.
+    pub scopes: Vec<String>,
+    /// `exp`, in whole seconds (rounded down).
+    pub expires_at: Option<i64>,
+}
+
+/// The answer for one token: a value, never an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub(crate) verdict: Verdict,
+    pub(crate) principal: Principal,
+    pub(crate) checks: Vec<Check>,
+}
+
+impl Decision {
+    /// Allow or deny.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// Whether the token may pass.
+    pub fn is_allowed(&self) -> bool {
+        self.verdict == Verdict::Allow
+    }
+
+    /// The deciding reason: the first failed check's, in check order. `None` when allowed.
+    pub fn reason(&self) -> Option<Reason> {
+        self.checks.iter().find_map(Check::reason)
+    }
+
+    /// The reason of every failed check, in check order.
+    pub fn reasons(&self) -> Vec<Reason> {
+        self.checks.iter().filter_map(Check::reason).collect()
+    }
+
+    /// Who the token speaks for.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// Every check, in the order they are made.
+    pub fn checks(&self) -> &[Check] {
+        &self.checks
+    }
+
+    /// The failed checks.
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.reason().is_some())
+    }
+
+    /// The decision as one line of JSON with the stable field names of DESIGN §6.
+    pub fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct JsonCheck<'a> {
+            rule: &'a str,
+            outcome: &'static str,
+            detail: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reason: Option<Reason>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            expected: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            observed: Option<&'a str>,
+        }
+        #[derive(Serialize)]
+        struct JsonDecision<'a> {
+            verdict: Verdict,
+            reason: Option<Reason>,
+            reasons: Vec<Reason>,
+            #[serde(flatten)]
+            principal: &'a Principal,
+            checks: Vec<JsonCheck<'a>>,
+        }
+        let checks = self
+            .checks
+            .iter()
+            .map(|c| {
+                let (outcome, reason, expected, observed) = match &c.outcome {
+                    Outcome::Passed => ("passed", None, None, None),
+                    Outcome::NotEvaluated => ("not_evaluated", None, None, None),
+                    Outcome::Failed {
+                        reason,
+                        expected,
+                        observed,
+                    } => (
+                        "failed",
+                        Some(*reason),
+                        Some(expected.as_str()),
+                        Some(observed.as_str()),
+                    ),
+                };
+                JsonCheck {
+                    rule: &c.rule,
+                    outcome,
+                    detail: &c.detail,
+                    reason,
+                    expected,
+                    observed,
+                }
+            })
+            .collect();
+        let json = JsonDecision {
+            verdict: self.verdict,
+            reason: self.reason(),
+            reasons: self.reasons(),
+            principal: &self.principal,
+            checks,
+        };
+        // Serializing strings, numbers and unit enums into a String cannot fail.
+        serde_json::to_string(&json).unwrap_or_else(|_| {
+            r#"{"verdict":"deny","reason":"internal","reasons":["internal"]}"#.to_owned()
+        })
+    }
+
+    /// The human explanation in a few lines: the verdict, who the token speaks for, which
+    /// audience alternative matched, and each failed check with expected vs observed.
+    /// [`Decision::checks`] (and the JSON) hold every check.
+    pub fn explain(&self) -> String {
+        let mut out = match self.reason() {
+            None => "ALLOW\n".to_owned(),
+            Some(reason) => format!(
+                "DENY: {reason} ({} HTTP {})\n",
+                reason.oauth_error(),
+                reason.http_status()
+            ),
+        };
+        let p = &self.principal;
+        let client = match (&p.client_id, &p.client_id_source) {
+            (Some(id), Some(source)) => Some(format!("{id} (from `{source}`)")),
+            _ => None,
+        };
+        let scopes = (!p.scopes.is_empty()).then(|| p.scopes.join(" "));
+        let expires = p.expires_at.map(|e| e.to_string());
+        let who: Vec<String> = [
+            ("issuer", &p.issuer),
+            ("subject", &p.subject),
+            ("client", &client),
+            ("scopes", &scopes),
+            ("expires", &expires),
+            ("resource client", &p.resource_client_id),
+        ]
+        .into_iter()
+        .filter_map(|(label, value)| value.as_ref().map(|v| format!("{label} {v}")))
+        .collect();
+        if !who.is_empty() {
+            out.push_str(&format!("  {}\n", who.join(", ")));
+        }
+        if let Some(audience) = self
+            .checks
+            .iter()
+            .find(|c| &*c.rule == "audience" && c.outcome == Outcome::Passed)
+        {
+            out.push_str(&format!("  audience: {}\n", audience.detail));
+        }
+        for check in self.failures() {
+            if let Outcome::Failed {
+                reason,
+                expected,
+                observed,
+            } = &check.outcome
+            {
+                out.push_str(&format!(
+                    "  {} failed [{reason}]: {}\n    expected: {expected}\n    observed: {observed}\n",
+                    check.rule, check.detail
+                ));
+            }
+        }
+        let count = |o: fn(&Outcome) -> bool| self.checks.iter().filter(|c| o(&c.outcome)).count();
+        let passed = count(|o| matches!(o, Outcome::Passed));
+        let failed = count(|o| matches!(o, Outcome::Failed { .. }));
+        let skipped = count(|o| matches!(o, Outcome::NotEvaluated));
+        out.push_str(&format!(
+            "  checks: {passed} passed, {failed} failed, {skipped} not evaluated"
+        ));
+        if let Some(first) = self
+            .checks
+            .iter()
+            .find(|c| c.outcome == Outcome::NotEvaluated)
+        {
+            out.push_str(&format!(" ({})", first.detail));
+        }
+        out.push('\n');
+        out
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.explain())
+    }
+}

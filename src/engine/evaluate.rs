@@ -1,0 +1,555 @@
+//! One evaluation: decode, find the issuer and key, verify, then every rule on verified claims.
+//!
+//! Checks are recorded in a fixed order; the first failed one decides the reason. A check that
+//! cannot safely be made is recorded as not evaluated, with why.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use super::decision::{Check, Decision, Outcome, Principal, Reason, Verdict};
+use super::{
+    CompiledIssuer, Failure, Inner, Step, UnixTime, audience, claims, client_id, header, scopes,
+    time,
+};
+use crate::jwks::{KeyError, KeySet, SelectError};
+use crate::policy::Presence;
+use crate::token::json::Json;
+use crate::token::{self, TokenError, UnverifiedToken, VerifiedToken};
+
+/// The checks every engine may report, in order (claim, constraint and rule checks come after
+/// `resource`, then `scopes` and `client_id`).
+pub(crate) const FIXED_CHECKS: [&str; 16] = [
+    "size",
+    "format",
+    "issuer",
+    "algorithm",
+    "typ",
+    "crit",
+    "key",
+    "signature",
+    "exp",
+    "nbf",
+    "iat",
+    "max_age",
+    "audience",
+    "resource",
+    "scopes",
+    "client_id",
+];
+
+/// Where the keys of an issuer come from during this evaluation.
+pub(crate) type KeyLookup<'a> = dyn Fn(&CompiledIssuer) -> Result<Arc<KeySet>, KeyError> + 'a;
+
+/// Decides about `token`. Also returns the index of an issuer whose keys lacked the token's
+/// `kid`, so an async caller can refresh them and decide again.
+pub(crate) fn run(
+    inner: &Inner,
+    token: &[u8],
+    now: UnixTime,
+    keys: &KeyLookup<'_>,
+) -> (Decision, Option<usize>) {
+    // Evaluation is written not to panic; if a bug makes it panic anyway, the token is denied
+    // with reason `internal` instead of taking the service down.
+    catch_unwind(AssertUnwindSafe(|| {
+        let mut run = Run {
+            inner,
+            checks: Vec::with_capacity(24),
+            principal: Principal::default(),
+            refresh: None,
+        };
+        run.token(token, now, keys);
+        run.finish()
+    }))
+    .unwrap_or_else(|_| (internal(inner), None))
+}
+
+fn internal(inner: &Inner) -> Decision {
+    Decision {
+        verdict: Verdict::Deny,
+        principal: Principal::default(),
+        checks: vec![Check {
+            rule: Arc::from("internal"),
+            outcome: Outcome::Failed {
+                reason: Reason::Internal,
+                expected: "a decision".into(),
+                observed: "an internal error".into(),
+            },
+            detail: format!(
+                "jwt-policy failed internally while evaluating policy `{}`; please report this",
+                inner.policy.name
+            ),
+        }],
+    }
+}
+
+struct Run<'e> {
+    inner: &'e Inner,
+    checks: Vec<Check>,
+    principal: Principal,
+    refresh: Option<usize>,
+}
+
+impl<'e> Run<'e> {
+    fn finish(self) -> (Decision, Option<usize>) {
+        let failed = self.checks.iter().any(|c| c.reason().is_some());
+        let verdict = if failed {
+            Verdict::Deny
+        } else {
+            Verdict::Allow
+        };
+        let mut principal = self.principal;
+        principal.resource_client_id = self.inner.resource_client_id.clone();
+        (
+            Decision {
+                verdict,
+                principal,
+                checks: self.checks,
+            },
+            self.refresh,
+        )
+    }
+
+    fn record(&mut self, rule: Arc<str>, step: Step) {
+        let (outcome, detail) = match step {
+            Step::Pass(detail) => (Outcome::Passed, detail),
+            Step::NotEvaluated(why) => (Outcome::NotEvaluated, why),
+            Step::Fail(Failure {
+                reason,
+                expected,
+                observed,
+                detail,
+            }) => (
+                Outcome::Failed {
+                    reason,
+                    expected,
+                    observed,
+                },
+                detail,
+            ),
+        };
+        self.checks.push(Check {
+            rule,
+            outcome,
+            detail,
+        });
+    }
+
+    fn named(&mut self, name: &'static str, step: Step) {
+        let rule = self.inner.names.get(name);
+        self.record(rule, step);
+    }
+
+    fn fail(
+        &mut self,
+        name: &'static str,
+        reason: Reason,
+        expected: impl Into<String>,
+        observed: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
+        self.named(
+            name,
+            Step::Fail(Failure {
+                reason,
+                expected: expected.into(),
+                observed: observed.into(),
+                detail: detail.into(),
+            }),
+        );
+    }
+
+    fn token(&mut self, token: &[u8], now: UnixTime, keys: &KeyLookup<'_>) {
+        let limit = self.inner.policy.max_token_bytes;
+        let unverified = match token::decode(token, limit) {
+            Ok(t) => t,
+            Err(TokenError::TooLarge { size, limit }) => {
+                self.fail(
+                    "size",
+                    Reason::TokenTooLarge,
+                    format!("at most {limit} bytes"),
+                    format!("{size} bytes"),
+                    "the token is too large to look at",
+                );
+                return self.skip_from("format", "the token is too large to decode");
+            }
+            Err(e) => {
+                self.named(
+                    "size",
+                    Step::Pass(format!("{} bytes (limit {limit})", token.len())),
+                );
+                self.fail(
+                    "format",
+                    Reason::MalformedToken,
+                    "a compact JWS: three canonical base64url segments of strict JSON",
+                    "malformed",
+                    e.to_string(),
+                );
+                return self.skip_from("issuer", "the token could not be decoded");
+            }
+        };
+        self.named(
+            "size",
+            Step::Pass(format!("{} bytes (limit {limit})", token.len())),
+        );
+        self.named(
+            "format",
+            Step::Pass("three canonical base64url segments of strict JSON objects".into()),
+        );
+
+        let issuer = self.issuer(&unverified);
+        let alg = match issuer {
+            Some((_, issuer)) => match header::algorithm(unverified.header(), &issuer.algorithms) {
+                Ok(alg) => {
+                    self.named(
+                        "algorithm",
+                        Step::Pass(format!("`{alg}` is allowed for this issuer")),
+                    );
+                    Some(alg)
+                }
+                Err(f) => {
+                    self.named("algorithm", Step::Fail(f));
+                    None
+                }
+            },
+            None => {
+                self.named(
+                    "algorithm",
+                    Step::NotEvaluated("no trusted issuer to check it against".into()),
+                );
+                None
+            }
+        };
+        let rules = &self.inner.policy.header;
+        if let Some(result) = header::typ(unverified.header(), rules) {
+            self.named("typ", result.into());
+        }
+        let crit = header::crit(unverified.header(), rules);
+        let crit_ok = crit.is_ok();
+        self.named("crit", crit.into());
+
+        let (Some((index, issuer)), Some(alg)) = (issuer, alg) else {
+            self.named(
+                "key",
+                Step::NotEvaluated(
+                    "no trusted issuer and allowed algorithm to choose a key for".into(),
+                ),
+            );
+            return self.skip_from("signature", "no key to verify the signature with");
+        };
+        let Some(verified) = self.key_and_signature(unverified, index, issuer, alg, crit_ok, keys)
+        else {
+            return;
+        };
+        self.claims(&verified, now);
+    }
+
+    /// Finds the issuer the token names (from its still-unverified `iss`, only to pick keys).
+    fn issuer(&mut self, token: &UnverifiedToken<'_>) -> Option<(usize, &'e CompiledIssuer)> {
+        match token.unverified_claims().get("iss") {
+            None => {
+                self.fail(
+                    "issuer",
+                    Reason::MissingClaim,
+                    "claim `iss`",
+                    "absent",
+                    "the token names no issuer",
+                );
+                None
+            }
+            Some(value @ Json::String(iss)) => {
+                match self
+                    .inner
+                    .issuers
+                    .iter()
+                    .enumerate()
+                    .find(|(_, i)| i.iss == **iss)
+                {
+                    Some(found) => {
+                        self.named("issuer", Step::Pass(format!("`{iss}` is trusted")));
+                        Some(found)
+                    }
+                    None => {
+                        let trusted: Vec<String> = self
+                            .inner
+                            .issuers
+                            .iter()
+                            .map(|i| format!("`{}`", i.iss))
+                            .collect();
+                        self.fail(
+                            "issuer",
+                            Reason::UntrustedIssuer,
+                            trusted.join(" or "),
+                            claims::show(value),
+                            "the token's issuer is not trusted by this policy",
+                        );
+                        None
+                    }
+                }
+            }
+            Some(other) => {
+                self.fail(
+                    "issuer",
+                    Reason::InvalidClaim,
+                    "`iss` as a string",
+                    claims::show(other),
+                    "`iss` is malformed",
+                );
+                None
+            }
+        }
+    }
+
+    fn key_and_signature(
+        &mut self,
+        token: UnverifiedToken<'_>,
+        index: usize,
+        issuer: &CompiledIssuer,
+        alg: crate::Algorithm,
+        crit_ok: bool,
+        keys: &KeyLookup<'_>,
+    ) -> Option<VerifiedToken> {
+        let kid = token.header().kid.clone();
+        if kid.is_none() && self.inner.policy.header.kid == Presence::Required {
+            self.fail(
+                "key",
+                Reason::KeyNotFound,
+                "a `kid` header naming one of the issuer's keys",
+                "no `kid`",
+                "the policy requires tokens to name their key",
+            );
+            self.skip_from("signature", "no key to verify the signature with");
+            return None;
+        }
+        let set = if alg.is_hmac() {
+            Ok(Arc::new(issuer.secrets.clone()))
+        } else {
+            keys(issuer)
+        };
+        let set = match set {
+            Ok(set) => set,
+            Err(e) => {
+                self.fail(
+                    "key",
+                    Reason::KeysUnavailable,
+                    "the issuer's keys",
+                    "unavailable",
+                    e.to_string(),
+                );
+                self.skip_from("signature", "no key to verify the signature with");
+                return None;
+            }
+        };
+        let key = match set.select(kid.as_deref(), alg) {
+            Ok(key) => key,
+            Err(SelectError::NotFound(why)) => {
+                if kid.is_some() && !alg.is_hmac() {
+                    self.refresh = Some(index);
+                }
+                let expected = match set
+                    .keys()
+                    .iter()
+                    .filter_map(|k| k.kid())
+                    .collect::<Vec<_>>()
+                {
+                    kids if kids.is_empty() => "a key of the issuer".to_owned(),
+                    kids => format!(
+                        "`kid` one of {}",
+                        kids.iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                let observed = kid
+                    .as_ref()
+                    .map_or("no `kid`".into(), |k| format!("`kid` `{k}`"));
+                self.fail("key", Reason::KeyNotFound, expected, observed, why);
+                self.skip_from("signature", "no key to verify the signature with");
+                return None;
+            }
+            Err(SelectError::Mismatch(why)) => {
+                self.fail(
+                    "key",
+                    Reason::KeyMismatch,
+                    format!("a key that verifies `{alg}`"),
+                    why.clone(),
+                    why,
+                );
+                self.skip_from("signature", "no key to verify the signature with");
+                return None;
+            }
+        };
+        let key_label = key.kid().map_or_else(
+            || format!("the issuer's {} key", key.family()),
+            |k| format!("`{k}`"),
+        );
+        self.named("key", Step::Pass(format!("{key_label} ({})", key.family())));
+        if !crit_ok {
+            self.named(
+                "signature",
+                Step::NotEvaluated("a critical header extension is not understood".into()),
+            );
+            self.skip_from("exp", "the token cannot be processed");
+            return None;
+        }
+        match token.verify(key, alg) {
+            Some(verified) => {
+                self.named(
+                    "signature",
+                    Step::Pass(format!("`{alg}` signature verified with {key_label}")),
+                );
+                Some(verified)
+            }
+            None => {
+                self.fail(
+                    "signature",
+                    Reason::InvalidSignature,
+                    format!("a valid `{alg}` signature by {key_label}"),
+                    "a signature that does not verify",
+                    "the signature does not verify",
+                );
+                self.skip_from("exp", "the signature was not verified");
+                None
+            }
+        }
+    }
+
+    fn claims(&mut self, token: &VerifiedToken, now: UnixTime) {
+        let inner = self.inner;
+        let policy = &inner.policy;
+        let claims = token.claims();
+        self.principal.issuer = claims.get("iss").and_then(Json::as_str).map(str::to_owned);
+        self.principal.subject = claims.get("sub").and_then(Json::as_str).map(str::to_owned);
+        if let Ok(Some(exp)) = time::read(claims, "exp") {
+            self.principal.expires_at = Some(exp.seconds_floor());
+        }
+
+        for (name, check) in [
+            ("exp", time::exp(claims, &policy.time, now)),
+            ("nbf", time::nbf(claims, &policy.time, now)),
+            ("iat", time::iat(claims, &policy.time, now)),
+        ] {
+            if let Some(result) = check {
+                self.named(name, result.into());
+            }
+        }
+        if let Some(step) = time::max_age(claims, &policy.time, now) {
+            self.named("max_age", step);
+        }
+        if let Some(rule) = &policy.audience {
+            match audience::check(claims, rule) {
+                Ok((value, detail)) => {
+                    self.principal.audience = Some(value);
+                    self.named("audience", Step::Pass(detail));
+                }
+                Err(f) => self.named("audience", Step::Fail(f)),
+            }
+        }
+        if let Some(result) =
+            audience::resource(claims, policy.resource_claim, &policy.resource_url)
+        {
+            match result {
+                Ok((resource, detail)) => {
+                    self.principal.resource = resource;
+                    self.named("resource", Step::Pass(detail));
+                }
+                Err(f) => self.named("resource", Step::Fail(f)),
+            }
+        }
+        for (path, name) in policy.required_claims.iter().zip(&inner.names.required) {
+            let step = match claims::lookup(claims, path) {
+                Some(value) => Step::Pass(format!("`{path}` is {}", claims::show(value))),
+                None => Step::Fail(Failure {
+                    reason: Reason::MissingClaim,
+                    expected: format!("claim `{path}`"),
+                    observed: "absent".into(),
+                    detail: format!("`{path}` is required"),
+                }),
+            };
+            self.record(name.clone(), step);
+        }
+        for (constraint, name) in policy.constraints.iter().zip(&inner.names.constraints) {
+            self.record(name.clone(), claims::check(claims, constraint).into());
+        }
+        for (rule, name) in policy.rules.iter().zip(&inner.names.rules) {
+            let step = match rule.when.as_ref().map(|w| claims::holds(claims, w)) {
+                Some(Err(why)) => Step::Pass(format!("does not apply: {why}")),
+                Some(Ok(())) | None => match claims::holds(claims, &rule.require) {
+                    Ok(()) => Step::Pass(match &rule.description {
+                        Some(d) => format!("holds: {d}"),
+                        None => "holds".into(),
+                    }),
+                    Err(why) => Step::Fail(Failure {
+                        reason: Reason::RuleFailed,
+                        expected: rule
+                            .description
+                            .clone()
+                            .unwrap_or_else(|| format!("rule `{}` to hold", rule.name)),
+                        observed: why.clone(),
+                        detail: format!("rule `{}` failed: {why}", rule.name),
+                    }),
+                },
+            };
+            self.record(name.clone(), step);
+        }
+        match scopes::granted(claims, &policy.scopes) {
+            Ok(granted) => {
+                let step = scopes::check(&granted, &policy.scopes).into();
+                self.principal.scopes = granted.iter().map(|s| (*s).to_owned()).collect();
+                self.named("scopes", step);
+            }
+            Err(f) => self.named("scopes", Step::Fail(f)),
+        }
+        match client_id::resolve(claims, &policy.client_id) {
+            Ok(Some(id)) => {
+                self.principal.client_id = Some(id.id.to_owned());
+                self.principal.client_id_source = Some(id.source.to_owned());
+                self.named(
+                    "client_id",
+                    Step::Pass(format!("`{}` from `{}`", id.id, id.source)),
+                );
+            }
+            Ok(None) => self.named("client_id", Step::Pass("none (not required)".into())),
+            Err(f) => self.named("client_id", Step::Fail(f)),
+        }
+    }
+
+    /// Records every check from `first` on as not evaluated, with `why`.
+    fn skip_from(&mut self, first: &'static str, why: &str) {
+        let policy = &self.inner.policy;
+        let start = FIXED_CHECKS
+            .iter()
+            .position(|c| *c == first)
+            .unwrap_or(FIXED_CHECKS.len());
+        let skipped = |name: &str| -> bool {
+            match name {
+                "typ" => !policy.header.typ.is_empty(),
+                "exp" => policy.time.exp != Presence::Ignored,
+                "nbf" => policy.time.nbf != Presence::Ignored,
+                "iat" => policy.time.iat != Presence::Ignored,
+                "max_age" => policy.time.max_age.is_some(),
+                "audience" => policy.audience.is_some(),
+                "resource" => policy.resource_claim != Presence::Ignored,
+                _ => true,
+            }
+        };
+        let inner = self.inner;
+        for name in FIXED_CHECKS.iter().skip(start).copied() {
+            if name == "scopes" {
+                // Claim, constraint and rule checks come just before `scopes`.
+                for rule in inner
+                    .names
+                    .required
+                    .iter()
+                    .chain(&inner.names.constraints)
+                    .chain(&inner.names.rules)
+                {
+                    self.record(rule.clone(), Step::NotEvaluated(why.to_owned()));
+                }
+            }
+            if skipped(name) {
+                self.named(name, Step::NotEvaluated(why.to_owned()));
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Header rules: `alg` against the issuer's allow-list, `typ`, and `crit`.
+
+use crate::Algorithm;
+use crate::engine::Failure;
+use crate::engine::decision::Reason;
+use crate::policy::HeaderRules;
+use crate::token::Header;
+use crate::token::json::Json;
+
+/// The header's `alg`, if it is one the issuer allows (exact, case-sensitive; never `none`).
+pub(crate) fn algorithm(header: &Header, allowed: &[Algorithm]) -> Result<Algorithm, Failure> {
+    match Algorithm::from_name(&header.alg).filter(|alg| allowed.contains(alg)) {
+        Some(alg) => Ok(alg),
+        None => Err(Failure {
+            reason: Reason::AlgorithmNotAllowed,
+            expected: allowed
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            observed: format!("`{}`", header.alg.chars().take(40).collect::<String>()),
+            detail: "the issuer does not sign with this algorithm".into(),
+        }),
+    }
+}
+
+/// `typ` must be one of the accepted values, compared case-insensitively (RFC 7515 §4.1.9).
+pub(crate) fn typ(header: &Header, rules: &HeaderRules) -> Option<Result<String, Failure>> {
+    if rules.typ.is_empty() {
+        return None;
+    }
+    Some(match &header.typ {
+        Some(typ) if rules.typ.contains(&typ.to_ascii_lowercase()) => {
+            Ok(format!("`typ` is `{typ}`"))
+        }
+        found => Err(Failure {
+            reason: Reason::InvalidType,
+            expected: rules
+                .typ
+                .iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            observed: found.as_ref().map_or("absent".into(), |t| format!("`{t}`")),
+            detail: "not an access token of the accepted type".into(),
+        }),
+    })
+}
+
+/// `crit` (RFC 7515 §4.1.11): a non-empty array of names, each present in the header, none a
+/// registered parameter, and each one the embedding service says it processes.
+pub(crate) fn crit(header: &Header, rules: &HeaderRules) -> Result<String, Failure> {
+    const REGISTERED: [&str; 11] = [
+        "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit",
+    ];
+    let Some(crit) = &header.crit else {
+        return Ok("no `crit`".into());
+    };
+    let fail = |observed: String, detail: String| Failure {
+        reason: Reason::UnsupportedCriticalHeader,
+        expected: if rules.crit.is_empty() {
+            "no `crit` (no extension is understood)".into()
+        } else {
+            format!(
+                "`crit` naming only {}",
+                rules
+                    .crit
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+        observed,
+        detail,
+    };
+    let names: Vec<&str> = match crit {
+        Json::Array(items) if !items.is_empty() => {
+            match items.iter().map(Json::as_str).collect::<Option<Vec<_>>>() {
+                Some(names) => names,
+                None => {
+                    return Err(fail(
+                        "`crit` with a non-string entry".into(),
+                        "`crit` must list header names".into(),
+                    ));
+                }
+            }
+        }
+        other => {
+            return Err(fail(
+                format!("`crit` {}", other.type_name()),
+                "`crit` must be a non-empty array".into(),
+            ));
+        }
+    };
+    for name in &names {
+        if REGISTERED.contains(name) {
+            return Err(fail(
+                format!("`crit` names `{name}`"),
+                format!("`{name}` is a registered parameter and must not be in `crit`"),
+            ));
+        }
+        if header.object.get(name).is_none() {
+            return Err(fail(
+                format!("`crit` names `{name}`"),
+                format!("`crit` names `{name}`, which the header lacks"),
+            ));
+        }
+        if !rules.crit.iter().any(|c| c == name) {
+            return Err(fail(
+                format!("`crit` names `{name}`"),
+                format!("extension `{name}` is not understood"),
+            ));
+        }
+    }
+    Ok(format!(
+        "`crit` extensions understood: {}",
+        names.join(", ")
+    ))
+}

@@ -1,0 +1,445 @@
+//! The compiled engine: built once from a validated [`Policy`] and the service's run-time
+//! context, shared everywhere, asked about each token.
+
+mod audience;
+mod claims;
+mod client_id;
+mod decision;
+mod evaluate;
+mod header;
+mod scopes;
+mod time;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use decision::{Check, Decision, Outcome, Principal, Reason, Verdict};
+
+use crate::Algorithm;
+use crate::jwks::{Key, KeyError, KeySet, KeySource, StaticKeys};
+use crate::policy::{Policy, SecretSource};
+
+/// A point in time, exact to the nanosecond, counted from the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixTime(i128);
+
+const NANOS_PER_SEC: i128 = 1_000_000_000;
+
+impl UnixTime {
+    /// The system clock's current time.
+    pub fn now() -> Self {
+        Self::from_system_time(SystemTime::now())
+    }
+
+    /// Whole seconds since the epoch.
+    pub fn from_secs(secs: i64) -> Self {
+        Self(i128::from(secs) * NANOS_PER_SEC)
+    }
+
+    /// A [`SystemTime`], including times before the epoch.
+    pub fn from_system_time(t: SystemTime) -> Self {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Self(i128::try_from(d.as_nanos()).unwrap_or(i128::MAX)),
+            Err(e) => Self(-i128::try_from(e.duration().as_nanos()).unwrap_or(i128::MAX)),
+        }
+    }
+
+    /// Parses seconds written as `1767225600` or `1767225600.25` (at most nine decimals).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty()
+            || !all_digits(whole)
+            || !all_digits(frac)
+            || frac.len() > 9
+            || digits.ends_with('.')
+        {
+            return None;
+        }
+        let secs: i64 = whole.parse().ok()?;
+        let nanos: i128 = if frac.is_empty() {
+            0
+        } else {
+            format!("{frac:0<9}").parse().ok()?
+        };
+        let value = i128::from(secs) * NANOS_PER_SEC + nanos;
+        Some(Self(if negative { -value } else { value }))
+    }
+
+    /// Nanoseconds since the epoch.
+    pub(crate) fn nanos(self) -> i128 {
+        self.0
+    }
+}
+
+impl fmt::Display for UnixTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        let (secs, frac) = (abs / 1_000_000_000, abs % 1_000_000_000);
+        if frac == 0 {
+            write!(f, "{sign}{secs}")
+        } else {
+            let digits = format!("{frac:09}");
+            write!(f, "{sign}{secs}.{}", digits.trim_end_matches('0'))
+        }
+    }
+}
+
+/// Why an engine could not be built from a valid policy and the given context.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The resource client id resolved to a value the policy refuses (e.g. an unstable `ua:` id).
+    #[error("resource client id `{value}` (from {from}) is refused: it {why}")]
+    RefusedResourceClientId {
+        /// The refused value.
+        value: String,
+        /// Where it came from.
+        from: String,
+        /// Which pattern refused it.
+        why: String,
+    },
+    /// No source of the resource client id had a value.
+    #[error("no resource client id: none of {tried} is set")]
+    MissingResourceClientId {
+        /// The sources tried, in order.
+        tried: String,
+    },
+    /// An issuer's keys (or HMAC secret) could not be loaded.
+    #[error("issuer `{iss}`: {error}")]
+    Keys {
+        /// The issuer.
+        iss: String,
+        /// What went wrong.
+        error: KeyError,
+    },
+    /// A key source was given for an issuer the policy does not trust.
+    #[error("no issuer `{0}` in the policy")]
+    UnknownIssuer(String),
+}
+
+/// A check's outcome while evaluating: passed (with what held), failed, or not evaluated.
+#[derive(Debug)]
+pub(crate) enum Step {
+    Pass(String),
+    Fail(Failure),
+    NotEvaluated(String),
+}
+
+impl From<Result<String, Failure>> for Step {
+    fn from(r: Result<String, Failure>) -> Self {
+        match r {
+            Ok(detail) => Step::Pass(detail),
+            Err(f) => Step::Fail(f),
+        }
+    }
+}
+
+/// A failed check: the stable reason, expected vs observed, and one readable line.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) reason: Reason,
+    pub(crate) expected: String,
+    pub(crate) observed: String,
+    pub(crate) detail: String,
+}
+
+/// An issuer as the engine uses it.
+#[derive(Debug)]
+pub(crate) struct CompiledIssuer {
+    pub(crate) iss: String,
+    pub(crate) algorithms: Vec<Algorithm>,
+    /// Public keys; `None` when the issuer only uses HMAC.
+    pub(crate) keys: Option<Arc<dyn KeySource>>,
+    /// HMAC secrets the policy names; never from a JWKS.
+    pub(crate) secrets: KeySet,
+}
+
+/// The check names, made once so each decision only clones reference counts.
+#[derive(Debug)]
+pub(crate) struct Names {
+    pub(crate) fixed: BTreeMap<&'static str, Arc<str>>,
+    pub(crate) required: Vec<Arc<str>>,
+    pub(crate) constraints: Vec<Arc<str>>,
+    pub(crate) rules: Vec<Arc<str>>,
+}
+
+impl Names {
+    fn new(policy: &Policy) -> Self {
+        let fixed = evaluate::FIXED_CHECKS
+            .iter()
+            .map(|n| (*n, Arc::from(*n)))
+            .collect();
+        Self {
+            fixed,
+            required: policy
+                .required_claims
+                .iter()
+                .map(|p| Arc::from(format!("required:{p}")))
+                .collect(),
+            constraints: policy
+                .constraints
+                .iter()
+                .map(|c| Arc::from(format!("constraint:{}", c.path)))
+                .collect(),
+            rules: policy
+                .rules
+                .iter()
+                .map(|r| Arc::from(format!("rule:{}", r.name)))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn get(&self, name: &'static str) -> Arc<str> {
+        self.fixed
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(name))
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) policy: Policy,
+    pub(crate) issuers: Vec<CompiledIssuer>,
+    pub(crate) resource_client_id: Option<String>,
+    pub(crate) names: Names,
+}
+
+/// The compiled policy: immutable, `Send + Sync`, cheap to clone (one `Arc`).
+///
+/// Evaluation never re-reads or re-validates the policy and never compiles a regex.
+///
+/// ```
+/// use jwt_policy::{Policy, PolicyEngine, UnixTime};
+///
+/// let policy = Policy::from_file("policies/keycard-mcp.toml")?;
+/// let engine = PolicyEngine::builder(policy)
+///     .context("credential.key_id", "mcp-server-key-1")
+///     .build()?;
+/// let decision = engine.evaluate_at("not.a.token", UnixTime::from_secs(1_767_225_600));
+/// assert!(!decision.is_allowed());
+/// assert_eq!(decision.reason().map(|r| r.as_str()), Some("malformed_token"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PolicyEngine {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`PolicyEngine`]: the policy plus what only the running service knows.
+#[derive(Debug)]
+pub struct EngineBuilder {
+    policy: Policy,
+    context: BTreeMap<String, String>,
+    all_keys: Option<Arc<dyn KeySource>>,
+    keys: Vec<(String, Arc<dyn KeySource>)>,
+}
+
+impl EngineBuilder {
+    /// Supplies a run-time value the policy may refer to, e.g. `credential.key_id`.
+    pub fn context(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.context.insert(key.into(), value.into());
+        self
+    }
+
+    /// Replaces the key source of issuer `iss` (a remote JWKS, keys built in code, ...).
+    pub fn key_source(mut self, iss: impl Into<String>, source: Arc<dyn KeySource>) -> Self {
+        self.keys.push((iss.into(), source));
+        self
+    }
+
+    /// Replaces every issuer's public key source with `source` (e.g. `verify --jwks FILE`).
+    pub fn key_source_for_all(mut self, source: Arc<dyn KeySource>) -> Self {
+        self.all_keys = Some(source);
+        self
+    }
+
+    /// Resolves the resource client id and the keys, and compiles the engine.
+    pub fn build(self) -> Result<PolicyEngine, BuildError> {
+        let policy = self.policy;
+        for (iss, _) in &self.keys {
+            if !policy.issuers.iter().any(|i| &i.iss == iss) {
+                return Err(BuildError::UnknownIssuer(iss.clone()));
+            }
+        }
+        let resource_client_id = match &policy.resource_client_id {
+            Some(rule) => client_id::resolve_resource(rule, &self.context)?,
+            None => None,
+        };
+        let mut issuers = Vec::with_capacity(policy.issuers.len());
+        for issuer in &policy.issuers {
+            let named = self
+                .keys
+                .iter()
+                .rev()
+                .find(|(iss, _)| iss == &issuer.iss)
+                .map(|(_, s)| s.clone());
+            let keys: Option<Arc<dyn KeySource>> = match (named, &self.all_keys, &issuer.keys) {
+                (Some(source), _, _) => Some(source),
+                (None, Some(all), _) => Some(all.clone()),
+                (None, None, Some(set)) => Some(Arc::new(StaticKeys::from_arc(set.clone()))),
+                (None, None, None) => None,
+            };
+            let secrets = issuer
+                .hmac_secrets
+                .iter()
+                .map(|s| read_secret(&s.source).map(|bytes| Key::hmac(s.kid.clone(), &bytes)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| BuildError::Keys {
+                    iss: issuer.iss.clone(),
+                    error,
+                })?;
+            issuers.push(CompiledIssuer {
+                iss: issuer.iss.clone(),
+                algorithms: issuer.algorithms.clone(),
+                keys,
+                secrets: KeySet::from_keys(secrets),
+            });
+        }
+        let names = Names::new(&policy);
+        Ok(PolicyEngine {
+            inner: Arc::new(Inner {
+                policy,
+                issuers,
+                resource_client_id,
+                names,
+            }),
+        })
+    }
+}
+
+/// HMAC secrets shorter than this are refused outright (RFC 7518 §3.2 minimum for HS256).
+const MIN_SECRET_BYTES: usize = 32;
+
+fn read_secret(source: &SecretSource) -> Result<Vec<u8>, KeyError> {
+    let bytes = match source {
+        SecretSource::Env(name) => std::env::var_os(name)
+            .ok_or_else(|| KeyError::Secret(format!("environment variable `{name}` is not set")))?
+            .into_encoded_bytes(),
+        SecretSource::File(path) => {
+            let mut bytes = std::fs::read(path)
+                .map_err(|e| KeyError::Secret(format!("file `{}`: {e}", path.display())))?;
+            if bytes.last() == Some(&b'\n') {
+                bytes.pop();
+                if bytes.last() == Some(&b'\r') {
+                    bytes.pop();
+                }
+            }
+            bytes
+        }
+    };
+    if bytes.len() < MIN_SECRET_BYTES {
+        return Err(KeyError::Secret(format!(
+            "is {} bytes; at least {MIN_SECRET_BYTES} are required",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+impl PolicyEngine {
+    /// Starts building an engine for `policy`.
+    pub fn builder(policy: Policy) -> EngineBuilder {
+        EngineBuilder {
+            policy,
+            context: BTreeMap::new(),
+            all_keys: None,
+            keys: Vec::new(),
+        }
+    }
+
+    /// The policy the engine was compiled from.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// This server's own client id, resolved when the engine was built.
+    pub fn resource_client_id(&self) -> Option<&str> {
+        self.inner.resource_client_id.as_deref()
+    }
+
+    /// Decides about `token` now, with the keys each source holds now (never waits).
+    pub fn evaluate(&self, token: impl AsRef<[u8]>) -> Decision {
+        self.evaluate_at(token, UnixTime::now())
+    }
+
+    /// Decides about `token` at time `now`, with the keys each source holds now (never waits).
+    pub fn evaluate_at(&self, token: impl AsRef<[u8]>, now: UnixTime) -> Decision {
+        evaluate::run(&self.inner, token.as_ref(), now, &|issuer| {
+            current_keys(issuer)
+        })
+        .0
+    }
+
+    /// Like [`PolicyEngine::evaluate`], but when the token names a `kid` its issuer's keys lack,
+    /// awaits one [`KeySource::refresh`] and decides again (for remote keys that rotate).
+    pub async fn evaluate_async(&self, token: impl AsRef<[u8]>) -> Decision {
+        self.evaluate_async_at(token, UnixTime::now()).await
+    }
+
+    /// [`PolicyEngine::evaluate_async`] at time `now`.
+    pub async fn evaluate_async_at(&self, token: impl AsRef<[u8]>, now: UnixTime) -> Decision {
+        let token = token.as_ref();
+        let (decision, refresh) =
+            evaluate::run(&self.inner, token, now, &|issuer| current_keys(issuer));
+        let Some(source) = refresh
+            .and_then(|index| self.inner.issuers.get(index))
+            .and_then(|issuer| issuer.keys.clone())
+        else {
+            return decision;
+        };
+        let Ok(fresh) = source.refresh().await else {
+            return decision;
+        };
+        let lookup = |issuer: &CompiledIssuer| match &issuer.keys {
+            Some(s) if Arc::ptr_eq(s, &source) => Ok(fresh.clone()),
+            _ => current_keys(issuer),
+        };
+        evaluate::run(&self.inner, token, now, &lookup).0
+    }
+}
+
+fn current_keys(issuer: &CompiledIssuer) -> Result<Arc<KeySet>, KeyError> {
+    match &issuer.keys {
+        Some(source) => source.keys(),
+        None => Ok(Arc::new(KeySet::default())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_is_send_sync_and_cheap_to_clone() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<PolicyEngine>();
+    }
+
+    #[test]
+    fn unix_time_parses_and_prints_exactly() {
+        assert_eq!(
+            UnixTime::parse("1767225600"),
+            Some(UnixTime::from_secs(1_767_225_600))
+        );
+        assert_eq!(
+            UnixTime::parse("1.5").map(|t| t.to_string()),
+            Some("1.5".into())
+        );
+        assert_eq!(
+            UnixTime::parse("-1.25").map(|t| t.to_string()),
+            Some("-1.25".into())
+        );
+        for bad in ["", "1.", ".5", "1e3", "abc", "1.0000000001", " 1"] {
+            assert_eq!(UnixTime::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Scopes: gathered from the claims the policy names, each in its declared format.
+
+use crate::engine::Failure;
+use crate::engine::claims::{show, values};
+use crate::engine::decision::Reason;
+use crate::policy::ScopeRules;
+use crate::token::json::Object;
+
+/// The granted scopes (in token order, without repeats), or why a scope claim is malformed.
+pub(crate) fn granted<'a>(claims: &'a Object, rules: &ScopeRules) -> Result<Vec<&'a str>, Failure> {
+    let mut out: Vec<&str> = Vec::new();
+    for (claim, format) in &rules.claims {
+        let Some(value) = claims.get(claim) else {
+            continue;
+        };
+        let list = values(value, *format).map_err(|why| Failure {
+            reason: Reason::InvalidClaim,
+            expected: format!("`{claim}` as {}", format.as_str()),
+            observed: show(value),
+            detail: format!("`{claim}` is {why}"),
+        })?;
+        for scope in list {
+            if !out.contains(&scope) {
+                out.push(scope);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that every required scope is granted.
+pub(crate) fn check(granted: &[&str], rules: &ScopeRules) -> Result<String, Failure> {
+    let missing: Vec<&str> = rules
+        .required
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !granted.contains(s))
+        .collect();
+    let show_all = |list: &[&str]| {
+        if list.is_empty() {
+            "none".to_owned()
+        } else {
+            list.iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    if missing.is_empty() {
+        let required: Vec<&str> = rules.required.iter().map(String::as_str).collect();
+        return Ok(match required.as_slice() {
+            [] => format!("granted {} (none required)", show_all(granted)),
+            req => format!("required {} granted", show_all(req)),
+        });
+    }
+    Err(Failure {
+        reason: Reason::InsufficientScope,
+        expected: format!(
+            "scopes {}",
+            show_all(
+                &rules
+                    .required
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+            )
+        ),
+        observed: format!("granted {}", show_all(granted)),
+        detail: format!("missing {}", show_all(&missing)),
+    })
+}

@@ -1,0 +1,135 @@
+//! `exp`, `nbf`, `iat` and maximum age, compared exactly (fractions included) with leeway.
+
+use crate::engine::decision::Reason;
+use crate::engine::{Failure, Step, UnixTime};
+use crate::policy::{Presence, TimeRules};
+use crate::token::json::{Json, Object};
+use crate::token::numeric::{NumericDate, NumericDateError};
+
+const NANOS: i128 = 1_000_000_000;
+
+/// Reads a NumericDate claim: `Ok(None)` when absent, an `invalid_claim` failure when it is not a
+/// finite number of seconds that fits (`null`, a string, `1e400`).
+pub(crate) fn read(claims: &Object, name: &str) -> Result<Option<NumericDate>, Failure> {
+    let invalid = |observed: String, why: &str| Failure {
+        reason: Reason::InvalidClaim,
+        expected: format!("`{name}` as a NumericDate (a JSON number of seconds)"),
+        detail: format!("`{name}` {why}"),
+        observed,
+    };
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Json::Number(n)) => match NumericDate::parse(n.as_str()) {
+            Ok(date) => Ok(Some(date)),
+            Err(NumericDateError::OutOfRange) => Err(invalid(
+                n.as_str().chars().take(40).collect(),
+                "is out of range",
+            )),
+        },
+        Some(other) => Err(invalid(other.type_name().to_owned(), "is not a number")),
+    }
+}
+
+fn missing(name: &str) -> Failure {
+    Failure {
+        reason: Reason::MissingClaim,
+        expected: format!("claim `{name}`"),
+        observed: "absent".into(),
+        detail: format!("the policy requires `{name}`"),
+    }
+}
+
+/// The outcome of one time check: `None` when the policy does not make it.
+pub(crate) type TimeCheck = Option<Result<String, Failure>>;
+
+/// `exp`: deny when `now >= exp + leeway`.
+pub(crate) fn exp(claims: &Object, rules: &TimeRules, now: UnixTime) -> TimeCheck {
+    if rules.exp == Presence::Ignored {
+        return None;
+    }
+    let leeway = i128::from(rules.leeway) * NANOS;
+    Some(read(claims, "exp").and_then(|exp| match exp {
+        None if rules.exp == Presence::Required => Err(missing("exp")),
+        None => Ok("`exp` is absent".into()),
+        // exp + leeway <= now  <=>  exp <= now - leeway
+        Some(exp) if exp.cmp_nanos(now.nanos() - leeway).is_le() => Err(Failure {
+            reason: Reason::Expired,
+            expected: format!("now < exp + leeway = {exp} + {}", rules.leeway),
+            observed: format!("now = {now}"),
+            detail: format!("expired at {exp} (leeway {} s)", rules.leeway),
+        }),
+        Some(exp) => Ok(format!(
+            "expires at {exp}, after now {now} (leeway {} s)",
+            rules.leeway
+        )),
+    }))
+}
+
+/// `nbf`: deny when `now + leeway < nbf`.
+pub(crate) fn nbf(claims: &Object, rules: &TimeRules, now: UnixTime) -> TimeCheck {
+    if rules.nbf == Presence::Ignored {
+        return None;
+    }
+    let leeway = i128::from(rules.leeway) * NANOS;
+    Some(read(claims, "nbf").and_then(|nbf| match nbf {
+        None if rules.nbf == Presence::Required => Err(missing("nbf")),
+        None => Ok("`nbf` is absent".into()),
+        Some(nbf) if nbf.cmp_nanos(now.nanos() + leeway).is_gt() => Err(Failure {
+            reason: Reason::NotYetValid,
+            expected: format!("now + leeway >= nbf = {nbf}"),
+            observed: format!("now + leeway = {now} + {}", rules.leeway),
+            detail: format!("not valid before {nbf} (leeway {} s)", rules.leeway),
+        }),
+        Some(nbf) => Ok(format!("valid since {nbf}")),
+    }))
+}
+
+/// `iat`: deny when `iat > now + leeway`.
+pub(crate) fn iat(claims: &Object, rules: &TimeRules, now: UnixTime) -> TimeCheck {
+    if rules.iat == Presence::Ignored {
+        return None;
+    }
+    let leeway = i128::from(rules.leeway) * NANOS;
+    Some(read(claims, "iat").and_then(|iat| match iat {
+        None if rules.iat == Presence::Required => Err(missing("iat")),
+        None => Ok("`iat` is absent".into()),
+        Some(iat) if iat.cmp_nanos(now.nanos() + leeway).is_gt() => Err(Failure {
+            reason: Reason::IssuedInFuture,
+            expected: format!("iat <= now + leeway = {now} + {}", rules.leeway),
+            observed: format!("iat = {iat}"),
+            detail: format!("issued in the future, at {iat} (leeway {} s)", rules.leeway),
+        }),
+        Some(iat) => Ok(format!("issued at {iat}")),
+    }))
+}
+
+/// Maximum age: deny when `now >= iat + max_age + leeway`. `iat` itself is judged by [`iat`];
+/// without a usable `iat` the age is not evaluated.
+pub(crate) fn max_age(claims: &Object, rules: &TimeRules, now: UnixTime) -> Option<Step> {
+    let max_age = rules.max_age?;
+    let iat = match read(claims, "iat") {
+        Ok(Some(iat)) => iat,
+        Ok(None) | Err(_) => {
+            return Some(Step::NotEvaluated(
+                "no usable `iat` (see the `iat` check)".into(),
+            ));
+        }
+    };
+    let bound = now.nanos() - i128::from(rules.leeway) * NANOS - i128::from(max_age) * NANOS;
+    Some(if iat.cmp_nanos(bound).is_le() {
+        Step::Fail(Failure {
+            reason: Reason::TokenTooOld,
+            expected: format!(
+                "now < iat + max_age + leeway = {iat} + {max_age} + {}",
+                rules.leeway
+            ),
+            observed: format!("now = {now}"),
+            detail: format!(
+                "issued at {iat}, older than {max_age} s (leeway {} s)",
+                rules.leeway
+            ),
+        })
+    } else {
+        Step::Pass(format!("issued at {iat}, within {max_age} s"))
+    })
+}

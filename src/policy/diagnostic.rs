@@ -1,0 +1,353 @@
+//! Located diagnostics: every problem in a policy file, rendered like rustc and toml render theirs.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// How serious a [`Diagnostic`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// A dangerous but valid policy: `check` still exits 0.
+    Warning,
+    /// An invalid policy: it cannot be compiled.
+    Error,
+}
+
+/// What kind of problem a [`Diagnostic`] reports, so code can match on kinds without parsing text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DiagnosticKind {
+    /// The file is not valid TOML.
+    Syntax,
+    /// The policy file could not be read.
+    Io,
+    /// A key this policy language does not define.
+    UnknownKey,
+    /// A required key is missing.
+    MissingKey,
+    /// A value has the wrong TOML type.
+    WrongType,
+    /// A value has the right type but is not acceptable (bad URL, duration, count, ...).
+    InvalidValue,
+    /// Keys that cannot be used together, or a choice that needs exactly one of several keys.
+    Conflict,
+    /// `${name}` refers to a variable that `[vars]` does not define.
+    UndefinedVariable,
+    /// A regular expression that does not compile.
+    InvalidRegex,
+    /// An algorithm name that is not a JWS algorithm this crate verifies.
+    UnknownAlgorithm,
+    /// An algorithm that can never be accepted, or not with the keys given (`none`, HMAC from a JWKS).
+    ForbiddenAlgorithm,
+    /// The same issuer or rule name declared twice.
+    Duplicate,
+    /// A key source (JWKS file, inline JWKS, HMAC secret) that cannot be loaded.
+    KeySource,
+    /// Lint: tokens are accepted for any audience.
+    NoAudienceRule,
+    /// Lint: an issuer's own URL is accepted as an audience without a `resource` guard.
+    UnguardedIssuerAudience,
+    /// Lint: the time leeway is over five minutes.
+    LargeLeeway,
+    /// Lint: `exp` is not required, so a token may never expire.
+    ExpNotRequired,
+    /// Lint: a regular expression that must match is not anchored at both ends.
+    UnanchoredRegex,
+    /// Lint: an HMAC algorithm is allowed.
+    HmacAlgorithm,
+    /// Lint: keys are fetched over plain `http://` from a host that is not loopback.
+    InsecureKeyUrl,
+    /// Lint: a rule or guard that can never apply or never pass.
+    UnsatisfiableRule,
+    /// Lint: a variable defined in `[vars]` that nothing refers to.
+    UnusedVariable,
+}
+
+impl DiagnosticKind {
+    /// The stable kebab-case code shown in brackets after `error` or `warning`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Syntax => "syntax",
+            Self::Io => "io",
+            Self::UnknownKey => "unknown-key",
+            Self::MissingKey => "missing-key",
+            Self::WrongType => "wrong-type",
+            Self::InvalidValue => "invalid-value",
+            Self::Conflict => "conflict",
+            Self::UndefinedVariable => "undefined-variable",
+            Self::InvalidRegex => "invalid-regex",
+            Self::UnknownAlgorithm => "unknown-algorithm",
+            Self::ForbiddenAlgorithm => "forbidden-algorithm",
+            Self::Duplicate => "duplicate",
+            Self::KeySource => "key-source",
+            Self::NoAudienceRule => "no-audience-rule",
+            Self::UnguardedIssuerAudience => "unguarded-issuer-audience",
+            Self::LargeLeeway => "large-leeway",
+            Self::ExpNotRequired => "exp-not-required",
+            Self::UnanchoredRegex => "unanchored-regex",
+            Self::HmacAlgorithm => "hmac-algorithm",
+            Self::InsecureKeyUrl => "insecure-key-url",
+            Self::UnsatisfiableRule => "unsatisfiable-rule",
+            Self::UnusedVariable => "unused-variable",
+        }
+    }
+}
+
+/// One located problem in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// What kind of problem this is.
+    pub kind: DiagnosticKind,
+    /// One lowercase line, user values in backticks.
+    pub message: String,
+    /// Byte range in the policy text the problem is about.
+    pub span: Range<usize>,
+    /// What to do about it, if there is something useful to say.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// An error of `kind` at `span`.
+    pub(crate) fn error(
+        kind: DiagnosticKind,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            severity: Severity::Error,
+            kind,
+            message: message.into(),
+            span,
+            help: None,
+        }
+    }
+
+    /// A warning (lint) of `kind` at `span`.
+    pub(crate) fn warning(
+        kind: DiagnosticKind,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            severity: Severity::Warning,
+            kind,
+            message: message.into(),
+            span,
+            help: None,
+        }
+    }
+
+    /// Adds a help line.
+    pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// A policy's text with its name, able to turn byte offsets into lines and columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    name: String,
+    text: String,
+    line_starts: Vec<usize>,
+}
+
+impl SourceFile {
+    /// Wraps `text`, shown as `name` in diagnostics (usually the path it was read from).
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
+        let text = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self {
+            name: name.into(),
+            text,
+            line_starts,
+        }
+    }
+
+    /// The name shown in diagnostics.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The whole text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// 1-based line and column (in characters) of a byte offset; offsets past the end clamp to it.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = self.floor_char_boundary(offset.min(self.text.len()));
+        let line = self
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            .max(1);
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(0, |s| s.chars().count())
+            + 1;
+        (line, col)
+    }
+
+    /// The text of 1-based line `line`, without its line ending.
+    fn line_text(&self, line: usize) -> &str {
+        let start = self
+            .line_starts
+            .get(line.wrapping_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let end = self
+            .line_starts
+            .get(line)
+            .copied()
+            .unwrap_or(self.text.len());
+        self.text
+            .get(start..end)
+            .unwrap_or("")
+            .trim_end_matches(['\n', '\r'])
+    }
+
+    fn floor_char_boundary(&self, mut offset: usize) -> usize {
+        while offset > 0 && !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        offset
+    }
+
+    /// Renders `diagnostic` against this file:
+    ///
+    /// ```text
+    /// error[unknown-key]: unknown key `algoritms` in `issuers[0]`
+    ///  --> policy.toml:7:1
+    ///   |
+    /// 7 | algoritms = ["RS256"]
+    ///   | ^^^^^^^^^
+    ///   = help: did you mean `algorithms`?
+    /// ```
+    pub fn render(&self, diagnostic: &Diagnostic) -> String {
+        let severity = match diagnostic.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let (line, col) = self.line_col(diagnostic.span.start);
+        let text = self.line_text(line);
+        let number = line.to_string();
+        let pad = " ".repeat(number.len());
+        // Carets under the span, clipped to the first line; at least one.
+        let line_start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        let line_end = line_start + text.len();
+        let end = diagnostic
+            .span
+            .end
+            .clamp(diagnostic.span.start, line_end.max(diagnostic.span.start));
+        let width = self
+            .text
+            .get(self.floor_char_boundary(diagnostic.span.start)..self.floor_char_boundary(end))
+            .map_or(0, |s| s.chars().count())
+            .max(1);
+        let mut out = format!(
+            "{severity}[{code}]: {message}\n{pad}--> {name}:{line}:{col}\n{pad} |\n{number} | {text}\n{pad} | {indent}{carets}\n",
+            code = diagnostic.kind.code(),
+            message = diagnostic.message,
+            name = self.name,
+            indent = " ".repeat(col - 1),
+            carets = "^".repeat(width),
+        );
+        if let Some(help) = &diagnostic.help {
+            out.push_str(&format!("{pad} = help: {help}\n"));
+        }
+        out
+    }
+}
+
+/// A policy that cannot be used: every error found in it, plus the warnings, in file order.
+#[derive(Debug, Clone)]
+pub struct PolicyError {
+    source: Arc<SourceFile>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl PolicyError {
+    pub(crate) fn new(source: Arc<SourceFile>, diagnostics: Vec<Diagnostic>) -> Self {
+        Self {
+            source,
+            diagnostics,
+        }
+    }
+
+    /// All diagnostics, errors and warnings, in the order they occur in the file.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+
+    /// Only the errors.
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+    }
+
+    /// The policy text the diagnostics point into.
+    pub fn source(&self) -> &SourceFile {
+        &self.source
+    }
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for diagnostic in &self.diagnostics {
+            writeln!(f, "{}", self.source.render(diagnostic))?;
+        }
+        let errors = self.errors().count();
+        write!(
+            f,
+            "error: policy `{}` is invalid: {errors} error{}",
+            self.source.name(),
+            if errors == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_characters_from_one() {
+        let file = SourceFile::new("p.toml", "a = 1\nbé = \"x\"\n");
+        assert_eq!(file.line_col(0), (1, 1));
+        assert_eq!(file.line_col(6), (2, 1));
+        // `=` after the two-byte `é` is the fourth character of line 2.
+        assert_eq!(file.line_col(10), (2, 4));
+        assert_eq!(file.line_col(999), (3, 1));
+    }
+
+    #[test]
+    fn renders_location_source_line_carets_and_help() {
+        let file = SourceFile::new("p.toml", "[time]\nleway = 30\n");
+        let d = Diagnostic::error(
+            DiagnosticKind::UnknownKey,
+            7..12,
+            "unknown key `leway` in `[time]`",
+        )
+        .with_help("did you mean `leeway`?");
+        assert_eq!(
+            file.render(&d),
+            "error[unknown-key]: unknown key `leway` in `[time]`\n --> p.toml:2:1\n  |\n2 | leway = 30\n  | ^^^^^\n  = help: did you mean `leeway`?\n"
+        );
+    }
+
+    #[test]
+    fn empty_span_gets_one_caret() {
+        let file = SourceFile::new("p.toml", "x = 1");
+        let d = Diagnostic::warning(DiagnosticKind::NoAudienceRule, 0..0, "m");
+        assert!(file.render(&d).contains("1 | x = 1\n  | ^\n"));
+    }
+}

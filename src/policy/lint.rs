@@ -1,0 +1,309 @@
+//! Lints: valid policies with dangerous patterns (DESIGN §3). Each is a located warning with advice.
+
+use std::ops::Range;
+
+use super::diagnostic::DiagnosticKind;
+use super::model::{
+    ClaimTest, Condition, Constraint, JsonType, Literal, Pattern, Policy, Presence,
+};
+use super::reader::{Located, Reader};
+use crate::Algorithm;
+
+/// Leeway beyond this many seconds draws a warning.
+const MAX_QUIET_LEEWAY: u64 = 300;
+
+/// The lints that need the whole policy.
+pub(crate) fn lint(r: &mut Reader, policy: &Policy) {
+    audience(r, policy);
+    regexes(r, policy);
+    rules(r, policy);
+}
+
+/// Leeway over five minutes stretches every time check by that much.
+pub(crate) fn leeway(r: &mut Reader, leeway: &Located<u64>) {
+    if leeway.value > MAX_QUIET_LEEWAY {
+        r.warn(
+            DiagnosticKind::LargeLeeway,
+            leeway.span.clone(),
+            format!(
+                "a leeway of {} s accepts tokens that long after they expire",
+                leeway.value
+            ),
+            "clock skew is seconds, not minutes: keep `leeway` at most 5 minutes (e.g. `\"30s\"`)",
+        );
+    }
+}
+
+/// A token without `exp` never expires.
+pub(crate) fn exp(r: &mut Reader, presence: Presence, span: Range<usize>) {
+    if presence != Presence::Required {
+        r.warn(
+            DiagnosticKind::ExpNotRequired,
+            span,
+            "tokens without `exp` are accepted, and they never expire",
+            "set `exp = \"required\"` (RFC 9068 requires `exp` in access tokens)",
+        );
+    }
+}
+
+/// Shared secrets can be used by anyone who verifies to mint tokens.
+pub(crate) fn hmac(r: &mut Reader, alg: &Located<Algorithm>) {
+    if alg.value.is_hmac() {
+        r.warn(
+            DiagnosticKind::HmacAlgorithm,
+            alg.span.clone(),
+            format!("`{}` uses a shared secret: anyone holding it can mint tokens", alg.value),
+            "prefer an asymmetric algorithm such as `ES256` or `EdDSA` when the issuer supports one",
+        );
+    }
+}
+
+fn audience(r: &mut Reader, policy: &Policy) {
+    let Some(audience) = &policy.audience else {
+        r.warn(
+            DiagnosticKind::NoAudienceRule,
+            0..0,
+            "the policy has no `[audience]` rule: tokens issued for any audience are accepted",
+            "add `[audience]` with `accept = [{ value = \"${resource_url}\" }]`",
+        );
+        return;
+    };
+    let resource_always_checked = policy.resource_claim == Presence::Required;
+    for alt in &audience.accept {
+        let issuer = policy.issuers.iter().find(|i| i.iss == alt.value);
+        if let (Some(issuer), None, false) = (issuer, &alt.resource, resource_always_checked) {
+            r.warn(
+                DiagnosticKind::UnguardedIssuerAudience,
+                alt.span.clone(),
+                format!(
+                    "audience `{}` is the issuer itself: every token it issues, for any resource, is accepted",
+                    issuer.iss
+                ),
+                "guard it with the resource it must name: `{ value = \"...\", resource = \"${resource_url}\" }`",
+            );
+        }
+        if let Some(resource) = &alt.resource
+            && resource != &policy.resource_url
+            && policy.resource_claim != Presence::Ignored
+        {
+            r.warn(
+                    DiagnosticKind::UnsatisfiableRule,
+                    alt.span.clone(),
+                    format!(
+                        "audience `{}` needs `resource` to name `{resource}`, but the `resource` claim must name `{}`",
+                        alt.value, policy.resource_url
+                    ),
+                    "no token can match this alternative: use `resource = \"${resource_url}\"`",
+                );
+        }
+    }
+}
+
+/// A regex that must match, not anchored at both ends, accepts values that merely contain a match.
+fn regexes(r: &mut Reader, policy: &Policy) {
+    let mut patterns: Vec<&Pattern> = Vec::new();
+    for c in &policy.constraints {
+        must_match_in_constraint(c, &mut patterns);
+    }
+    for rule in &policy.rules {
+        must_match_in_condition(&rule.require, true, &mut patterns);
+    }
+    patterns.extend(policy.client_id.allow.iter());
+    if let Some(rc) = &policy.resource_client_id {
+        patterns.extend(rc.allow.iter());
+    }
+    for p in patterns {
+        if !is_anchored(&p.source) {
+            r.warn(
+                DiagnosticKind::UnanchoredRegex,
+                p.span.clone(),
+                format!(
+                    "regex `{}` is not anchored: it matches values that merely contain a match",
+                    p.source
+                ),
+                format!(
+                    "anchor it at both ends: `^{}$`",
+                    p.source.trim_start_matches('^').trim_end_matches('$')
+                ),
+            );
+        }
+    }
+}
+
+fn must_match_in_constraint<'p>(c: &'p Constraint, out: &mut Vec<&'p Pattern>) {
+    for test in &c.tests {
+        if let ClaimTest::Regex(p) = test {
+            out.push(p);
+        }
+    }
+}
+
+fn must_match_in_condition<'p>(c: &'p Condition, positive: bool, out: &mut Vec<&'p Pattern>) {
+    match c {
+        Condition::Claim(c) if positive => must_match_in_constraint(c, out),
+        Condition::Claim(_) => {}
+        Condition::All(list) | Condition::Any(list) => {
+            for c in list {
+                must_match_in_condition(c, positive, out);
+            }
+        }
+        Condition::Not(inner) => must_match_in_condition(inner, !positive, out),
+    }
+}
+
+fn is_anchored(source: &str) -> bool {
+    let starts = source.starts_with('^') || source.starts_with("\\A");
+    let ends = (source.ends_with('$') && !source.ends_with("\\$")) || source.ends_with("\\z");
+    starts && ends
+}
+
+fn rules(r: &mut Reader, policy: &Policy) {
+    for rule in &policy.rules {
+        if let Some(why) = rule.when.as_ref().and_then(never_holds) {
+            r.warn(
+                DiagnosticKind::UnsatisfiableRule,
+                rule.span.clone(),
+                format!(
+                    "rule `{}` can never apply: its `when` never holds ({why})",
+                    rule.name
+                ),
+                "fix the condition or remove the rule",
+            );
+        }
+        if let Some(why) = never_holds(&rule.require) {
+            r.warn(
+                DiagnosticKind::UnsatisfiableRule,
+                rule.span.clone(),
+                format!(
+                    "rule `{}` can never pass: its `require` never holds ({why})",
+                    rule.name
+                ),
+                "every token it applies to is denied; fix the condition or remove the rule",
+            );
+        }
+    }
+    for c in &policy.constraints {
+        if let Some(why) = constraint_never_holds(c) {
+            r.warn(
+                DiagnosticKind::UnsatisfiableRule,
+                c.span.clone(),
+                format!("the constraint on `{}` can never pass ({why})", c.path),
+                "every token is denied; fix or remove the constraint",
+            );
+        }
+    }
+}
+
+/// Why a condition can never hold, if it obviously cannot.
+fn never_holds(c: &Condition) -> Option<String> {
+    match c {
+        Condition::Claim(c) => constraint_never_holds(c),
+        Condition::Any(list) if list.is_empty() => Some("an empty `any`".into()),
+        Condition::Any(list) => {
+            let reasons: Option<Vec<String>> = list.iter().map(never_holds).collect();
+            reasons.map(|r| r.join("; "))
+        }
+        Condition::All(list) => list
+            .iter()
+            .find_map(never_holds)
+            .or_else(|| conflicting_equals(list)),
+        Condition::Not(inner) => {
+            always_holds(inner).then(|| "`not` of a condition that always holds".into())
+        }
+    }
+}
+
+fn always_holds(c: &Condition) -> bool {
+    match c {
+        Condition::All(list) => list.iter().all(always_holds),
+        Condition::Any(list) => list.iter().any(always_holds),
+        Condition::Not(inner) => never_holds(inner).is_some(),
+        Condition::Claim(_) => false,
+    }
+}
+
+fn constraint_never_holds(c: &Constraint) -> Option<String> {
+    let absent = c
+        .tests
+        .iter()
+        .any(|t| matches!(t, ClaimTest::Present(false)));
+    for t in &c.tests {
+        match t {
+            ClaimTest::OneOf(list) if list.is_empty() => return Some("`one_of` is empty".into()),
+            ClaimTest::ContainsAny(list, _) if list.is_empty() => {
+                return Some("`contains_any` is empty".into());
+            }
+            ClaimTest::Present(_) => {}
+            _ if absent && !c.if_present => {
+                return Some(format!("`{}` must be absent and also tested", c.path));
+            }
+            _ => {}
+        }
+    }
+    let ty = c.tests.iter().find_map(|t| match t {
+        ClaimTest::Type(ty) => Some(*ty),
+        _ => None,
+    });
+    let literal_types = c.tests.iter().filter_map(|t| match t {
+        ClaimTest::Equals(l) => Some(literal_type(l)),
+        ClaimTest::Prefix(_) | ClaimTest::Suffix(_) | ClaimTest::Regex(_) => Some(JsonType::String),
+        _ => None,
+    });
+    for lt in literal_types {
+        if let Some(ty) = ty {
+            let compatible = ty == lt || (ty == JsonType::Integer && lt == JsonType::Number);
+            if !compatible {
+                return Some(format!(
+                    "`type = \"{}\"` conflicts with a {} test",
+                    ty.as_str(),
+                    lt.as_str()
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn literal_type(l: &Literal) -> JsonType {
+    match l {
+        Literal::String(_) => JsonType::String,
+        Literal::Number(_) => JsonType::Number,
+        Literal::Bool(_) => JsonType::Boolean,
+    }
+}
+
+/// Two required `equals` on the same claim with different values.
+fn conflicting_equals(list: &[Condition]) -> Option<String> {
+    let equals: Vec<(&Constraint, &Literal)> = list
+        .iter()
+        .filter_map(|c| match c {
+            Condition::Claim(c) if !c.if_present => c.tests.iter().find_map(|t| match t {
+                ClaimTest::Equals(l) => Some((c, l)),
+                _ => None,
+            }),
+            _ => None,
+        })
+        .collect();
+    for (i, (a, la)) in equals.iter().enumerate() {
+        for (b, lb) in equals.iter().skip(i + 1) {
+            if a.path == b.path && la != lb {
+                return Some(format!("`{}` cannot equal both {la} and {lb}", a.path));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchoring() {
+        assert!(is_anchored("^a$"));
+        assert!(is_anchored("\\Aa\\z"));
+        assert!(!is_anchored("^a"));
+        assert!(!is_anchored("a$"));
+        assert!(!is_anchored("^a\\$"));
+    }
+}

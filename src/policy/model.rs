@@ -1,0 +1,404 @@
+//! The validated policy: every value checked, every variable substituted, every regex compiled.
+//! Nothing here is re-checked when a token is evaluated.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use regex::Regex;
+
+use crate::Algorithm;
+
+/// A claim named by its path from the top of the payload: `["sub"]`, `["realm_access", "roles"]`.
+///
+/// Top-level names may contain dots (`https://example.com/roles`), so nesting is written as a
+/// TOML array in the policy, never as a dotted string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimPath(pub(crate) Vec<String>);
+
+impl ClaimPath {
+    /// A top-level claim.
+    pub(crate) fn top(name: &str) -> Self {
+        Self(vec![name.to_owned()])
+    }
+
+    /// The path segments.
+    pub fn segments(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClaimPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => f.write_str(one),
+            many => {
+                for (i, segment) in many.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(".")?;
+                    }
+                    f.write_str(segment)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Whether a claim (or header parameter) must be present, is checked only when present, or is
+/// not looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Presence {
+    /// Absent fails.
+    Required,
+    /// Checked when present.
+    Optional,
+    /// Never checked.
+    Ignored,
+}
+
+/// How a claim that carries several values is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueFormat {
+    /// A JSON string, taken as one value.
+    String,
+    /// A JSON string holding values separated by U+0020 (RFC 6749 `scope`).
+    SpaceDelimited,
+    /// A JSON array of strings.
+    Array,
+    /// A string (one value) or an array of strings.
+    StringOrArray,
+    /// A space-delimited string or an array of strings.
+    SpaceDelimitedOrArray,
+}
+
+impl ValueFormat {
+    /// The policy spelling.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::SpaceDelimited => "space_delimited",
+            Self::Array => "array",
+            Self::StringOrArray => "string_or_array",
+            Self::SpaceDelimitedOrArray => "space_delimited_or_array",
+        }
+    }
+}
+
+/// A JSON type a claim can be required to have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JsonType {
+    /// `"..."`
+    String,
+    /// Any number.
+    Number,
+    /// A number with no fractional part.
+    Integer,
+    /// `true` or `false`.
+    Boolean,
+    /// `[...]`
+    Array,
+    /// `{...}`
+    Object,
+    /// `null`
+    Null,
+}
+
+impl JsonType {
+    /// The policy spelling.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Number => "number",
+            Self::Integer => "integer",
+            Self::Boolean => "boolean",
+            Self::Array => "array",
+            Self::Object => "object",
+            Self::Null => "null",
+        }
+    }
+}
+
+/// A scalar from the policy that a claim can be compared with.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Literal {
+    /// A string.
+    String(String),
+    /// A number, as the text of a JSON number (compared exactly, `1` equals `1.0`).
+    Number(String),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl fmt::Display for Literal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::String(s) => write!(f, "`{s}`"),
+            Self::Number(n) => write!(f, "{n}"),
+            Self::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// A compiled regular expression with the text it was written as.
+#[derive(Debug, Clone)]
+pub(crate) struct Pattern {
+    pub(crate) source: String,
+    pub(crate) regex: Regex,
+    pub(crate) span: Range<usize>,
+}
+
+impl Pattern {
+    /// The pattern as written in the policy.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the pattern matches anywhere in `value` (anchor it with `^...$` to match all of it).
+    pub(crate) fn is_match(&self, value: &str) -> bool {
+        self.regex.is_match(value)
+    }
+}
+
+/// One test on one claim; all the tests given must hold.
+#[derive(Debug, Clone)]
+pub(crate) struct Constraint {
+    pub(crate) path: ClaimPath,
+    /// When the claim is absent: `true` passes (nothing to test), `false` fails.
+    pub(crate) if_present: bool,
+    pub(crate) tests: Vec<ClaimTest>,
+    pub(crate) span: Range<usize>,
+}
+
+/// The closed set of tests a [`Constraint`] can make.
+#[derive(Debug, Clone)]
+pub(crate) enum ClaimTest {
+    /// `present = true` / `present = false`.
+    Present(bool),
+    /// The claim equals the literal.
+    Equals(Literal),
+    /// The claim equals one of the literals.
+    OneOf(Vec<Literal>),
+    /// The claim is a string starting with this.
+    Prefix(String),
+    /// The claim is a string ending with this.
+    Suffix(String),
+    /// The claim is a string the pattern matches.
+    Regex(Pattern),
+    /// The claim's values (per `format`) include this one.
+    Contains(String, ValueFormat),
+    /// The claim's values include at least one of these.
+    ContainsAny(Vec<String>, ValueFormat),
+    /// The claim's values include all of these.
+    ContainsAll(Vec<String>, ValueFormat),
+    /// The claim has this JSON type.
+    Type(JsonType),
+}
+
+/// A condition of a rule: a constraint, or a combination of conditions.
+#[derive(Debug, Clone)]
+pub(crate) enum Condition {
+    /// One claim constraint.
+    Claim(Constraint),
+    /// Every condition holds (true when empty).
+    All(Vec<Condition>),
+    /// At least one condition holds (false when empty).
+    Any(Vec<Condition>),
+    /// The condition does not hold.
+    Not(Box<Condition>),
+}
+
+/// A named conditional rule: when `when` holds (or always, without `when`), `require` must hold.
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) when: Option<Condition>,
+    pub(crate) require: Condition,
+    pub(crate) span: Range<usize>,
+}
+
+/// One accepted audience value, with its guard.
+#[derive(Debug, Clone)]
+pub(crate) struct AudienceAlternative {
+    pub(crate) value: String,
+    /// When set, the `resource` claim must name this value for the alternative to match.
+    pub(crate) resource: Option<String>,
+    pub(crate) span: Range<usize>,
+}
+
+/// Whether any or all alternatives must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Match {
+    /// At least one.
+    Any,
+    /// Every one.
+    All,
+}
+
+/// The audience rule.
+#[derive(Debug, Clone)]
+pub(crate) struct AudienceRule {
+    pub(crate) mode: Match,
+    pub(crate) accept: Vec<AudienceAlternative>,
+}
+
+/// Where a key source's JWKS comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum JwksSource {
+    /// A file, resolved relative to the policy file.
+    File(PathBuf),
+    /// JSON text written in the policy.
+    Inline(String),
+}
+
+/// Where an HMAC secret comes from. The policy names it; it never contains it.
+#[derive(Debug, Clone)]
+pub(crate) enum SecretSource {
+    /// An environment variable.
+    Env(String),
+    /// A file (one trailing newline is removed).
+    File(PathBuf),
+}
+
+/// An HMAC secret the policy names explicitly.
+#[derive(Debug, Clone)]
+pub(crate) struct HmacSecret {
+    pub(crate) kid: Option<String>,
+    pub(crate) source: SecretSource,
+}
+
+/// A trusted issuer: its exact `iss`, its algorithms, and where its keys come from.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    pub(crate) iss: String,
+    pub(crate) algorithms: Vec<Algorithm>,
+    /// The keys of its `jwks_file` or inline `jwks`, loaded when the policy was validated.
+    pub(crate) keys: Option<std::sync::Arc<crate::jwks::KeySet>>,
+    pub(crate) hmac_secrets: Vec<HmacSecret>,
+}
+
+impl Issuer {
+    /// The exact `iss` value.
+    pub fn iss(&self) -> &str {
+        &self.iss
+    }
+
+    /// The algorithms allowed for this issuer.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+}
+
+/// Header rules.
+#[derive(Debug, Clone)]
+pub(crate) struct HeaderRules {
+    /// Accepted `typ` values, lowercased; empty means `typ` is not checked.
+    pub(crate) typ: Vec<String>,
+    pub(crate) kid: Presence,
+    /// `crit` entries the embedding service processes itself.
+    pub(crate) crit: Vec<String>,
+}
+
+/// Time rules. All durations in whole seconds.
+#[derive(Debug, Clone)]
+pub(crate) struct TimeRules {
+    pub(crate) leeway: u64,
+    pub(crate) exp: Presence,
+    pub(crate) nbf: Presence,
+    pub(crate) iat: Presence,
+    pub(crate) max_age: Option<u64>,
+}
+
+/// Which claims carry scopes and which scopes are required.
+#[derive(Debug, Clone)]
+pub(crate) struct ScopeRules {
+    pub(crate) claims: Vec<(String, ValueFormat)>,
+    pub(crate) required: Vec<String>,
+}
+
+/// Where an identifier comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IdSource {
+    /// A top-level claim of the token.
+    Claim(String),
+    /// A value the embedding service provides when it builds the engine.
+    Context(String),
+    /// A fixed value.
+    Value(String),
+}
+
+impl fmt::Display for IdSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Claim(name) => write!(f, "claim `{name}`"),
+            Self::Context(key) => write!(f, "context `{key}`"),
+            Self::Value(_) => f.write_str("the policy's fixed value"),
+        }
+    }
+}
+
+/// Ordered sources for an identifier, with patterns it must (not) match.
+#[derive(Debug, Clone)]
+pub(crate) struct IdRule {
+    pub(crate) sources: Vec<IdSource>,
+    pub(crate) required: bool,
+    pub(crate) allow: Option<Pattern>,
+    pub(crate) refuse: Vec<Pattern>,
+}
+
+/// A validated policy, ready to be compiled into a [`PolicyEngine`](crate::PolicyEngine).
+///
+/// Made by [`Policy::from_file`] or [`Policy::from_toml`]; it cannot be built half-way.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub(crate) name: String,
+    pub(crate) resource_url: String,
+    pub(crate) scopes_supported: Vec<String>,
+    pub(crate) resource_claim: Presence,
+    pub(crate) max_token_bytes: usize,
+    pub(crate) header: HeaderRules,
+    pub(crate) time: TimeRules,
+    pub(crate) issuers: Vec<Issuer>,
+    pub(crate) audience: Option<AudienceRule>,
+    pub(crate) required_claims: Vec<ClaimPath>,
+    pub(crate) constraints: Vec<Constraint>,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) scopes: ScopeRules,
+    pub(crate) client_id: IdRule,
+    pub(crate) resource_client_id: Option<IdRule>,
+    pub(crate) warnings: Vec<crate::policy::Diagnostic>,
+    pub(crate) source: std::sync::Arc<crate::policy::SourceFile>,
+}
+
+impl Policy {
+    /// The file name (or label) the policy was read from.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// This server's resource URL (RFC 8707 / RFC 9728 `resource`).
+    pub fn resource_url(&self) -> &str {
+        &self.resource_url
+    }
+
+    /// The scopes this resource supports, for RFC 9728 metadata.
+    pub fn scopes_supported(&self) -> &[String] {
+        &self.scopes_supported
+    }
+
+    /// The trusted issuers.
+    pub fn issuers(&self) -> &[Issuer] {
+        &self.issuers
+    }
+
+    /// The lints the policy triggered (it is valid, but these patterns are dangerous).
+    pub fn warnings(&self) -> &[crate::policy::Diagnostic] {
+        &self.warnings
+    }
+
+    /// The policy text, for rendering [`Policy::warnings`] with [`SourceFile::render`](crate::policy::SourceFile::render).
+    pub fn source(&self) -> &crate::policy::SourceFile {
+        &self.source
+    }
+}

@@ -1,0 +1,555 @@
+//! A walker over the spanned TOML tree that collects every problem instead of stopping at the
+//! first one (serde's derive stops at the first error and loses spans in flattened maps).
+//!
+//! `toml::de::DeTable` is the spanned mirror of the file; [`Reader`] turns its values into typed
+//! values, records what it could not, and [`Table::finish`] reports the keys nobody asked for.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::diagnostic::{Diagnostic, DiagnosticKind};
+
+/// A spanned TOML value.
+pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
+
+/// A value with the byte range it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Located<T> {
+    pub(crate) value: T,
+    pub(crate) span: Range<usize>,
+}
+
+/// A variable from `[vars]`.
+#[derive(Debug)]
+struct Var {
+    value: String,
+    span: Range<usize>,
+    used: bool,
+}
+
+/// Collects diagnostics and substitutes `${variables}` while the policy is read.
+#[derive(Debug, Default)]
+pub(crate) struct Reader {
+    pub(crate) diagnostics: Vec<Diagnostic>,
+    vars: BTreeMap<String, Var>,
+}
+
+/// A TOML table being read; remembers which keys were asked for.
+pub(crate) struct Table<'a, 'i> {
+    entries: &'a DeTable<'i>,
+    span: Range<usize>,
+    /// How diagnostics name this table: `[time]`, `issuers[0]`, `audience.accept[1]`.
+    pub(crate) name: String,
+    known: Vec<&'static str>,
+}
+
+impl<'a, 'i> Table<'a, 'i> {
+    /// The whole table's span.
+    pub(crate) fn span(&self) -> Range<usize> {
+        self.span.clone()
+    }
+
+    /// The value of `key`, if present; marks `key` as known either way.
+    pub(crate) fn get(&mut self, key: &'static str) -> Option<&'a Value<'i>> {
+        self.known.push(key);
+        self.entries
+            .iter()
+            .find(|(k, _)| k.get_ref() == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Marks `keys` as known without reading them (they are reported some other way, or are
+    /// offered as "did you mean" candidates).
+    pub(crate) fn allow(&mut self, keys: &[&'static str]) {
+        self.known.extend_from_slice(keys);
+    }
+
+    /// The span of `key` itself (for diagnostics about the key rather than its value).
+    pub(crate) fn key_span(&self, key: &str) -> Option<Range<usize>> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.get_ref() == key)
+            .map(|(k, _)| k.span())
+    }
+
+    /// Whether the table has `key`, without marking it known.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.entries.iter().any(|(k, _)| k.get_ref() == key)
+    }
+
+    /// Reports every key that was never asked for, with a "did you mean" when one is close.
+    pub(crate) fn finish(self, reader: &mut Reader) {
+        for (key, _) in self.entries.iter() {
+            let name = key.get_ref().as_ref();
+            if self.known.contains(&name) {
+                continue;
+            }
+            let closest = self
+                .known
+                .iter()
+                .map(|k| (strsim::damerau_levenshtein(name, k), *k))
+                .filter(|(distance, k)| *distance <= (k.len() / 3).max(2))
+                .min();
+            let help = match closest {
+                Some((_, k)) => format!("did you mean `{k}`?"),
+                None => {
+                    let mut keys = self.known.clone();
+                    keys.sort_unstable();
+                    keys.dedup();
+                    format!("known keys here: {}", keys.join(", "))
+                }
+            };
+            reader.diagnostics.push(
+                Diagnostic::error(
+                    DiagnosticKind::UnknownKey,
+                    key.span(),
+                    format!("unknown key `{name}` in `{}`", self.name),
+                )
+                .with_help(help),
+            );
+        }
+    }
+}
+
+/// The TOML name of a value's type, for "expected X, found Y".
+fn type_name(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a datetime",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+impl Reader {
+    /// Records an error.
+    pub(crate) fn error(
+        &mut self,
+        kind: DiagnosticKind,
+        span: Range<usize>,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) {
+        let mut d = Diagnostic::error(kind, span, message);
+        d.help = help;
+        self.diagnostics.push(d);
+    }
+
+    /// Records a lint.
+    pub(crate) fn warn(
+        &mut self,
+        kind: DiagnosticKind,
+        span: Range<usize>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.diagnostics
+            .push(Diagnostic::warning(kind, span, message).with_help(help));
+    }
+
+    fn wrong_type(&mut self, what: &str, expected: &str, value: &Value<'_>) {
+        self.error(
+            DiagnosticKind::WrongType,
+            value.span(),
+            format!(
+                "`{what}` must be {expected}, found {}",
+                type_name(value.get_ref())
+            ),
+            None,
+        );
+    }
+
+    /// Reports a missing required key of `table`.
+    pub(crate) fn missing(&mut self, table: &Table<'_, '_>, key: &str, example: &str) {
+        self.error(
+            DiagnosticKind::MissingKey,
+            table.span(),
+            format!("`{}` needs `{key}`", table.name),
+            Some(format!("add `{key} = {example}`")),
+        );
+    }
+
+    /// Reads `value` as a table.
+    pub(crate) fn table<'a, 'i>(
+        &mut self,
+        value: &'a Value<'i>,
+        name: impl Into<String>,
+    ) -> Option<Table<'a, 'i>> {
+        let name = name.into();
+        match value.get_ref() {
+            DeValue::Table(entries) => Some(Table {
+                entries,
+                span: value.span(),
+                name,
+                known: Vec::new(),
+            }),
+            _ => {
+                self.wrong_type(&name, "a table", value);
+                None
+            }
+        }
+    }
+
+    /// Reads a root document.
+    pub(crate) fn root<'a, 'i>(entries: &'a DeTable<'i>, span: Range<usize>) -> Table<'a, 'i> {
+        Table {
+            entries,
+            span,
+            name: "policy".into(),
+            known: Vec::new(),
+        }
+    }
+
+    /// Reads `value` as an array.
+    pub(crate) fn array<'a, 'i>(
+        &mut self,
+        value: &'a Value<'i>,
+        what: &str,
+    ) -> Option<&'a [Value<'i>]> {
+        match value.get_ref() {
+            DeValue::Array(items) => Some(items),
+            _ => {
+                self.wrong_type(what, "an array", value);
+                None
+            }
+        }
+    }
+
+    /// Reads `value` as a boolean.
+    pub(crate) fn bool(&mut self, value: &Value<'_>, what: &str) -> Option<bool> {
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.wrong_type(what, "`true` or `false`", value);
+                None
+            }
+        }
+    }
+
+    /// Reads `value` as a non-negative integer no larger than `max`.
+    pub(crate) fn count(
+        &mut self,
+        value: &Value<'_>,
+        what: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        match value.get_ref() {
+            DeValue::Integer(i) => {
+                let parsed = u64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok();
+                match parsed.filter(|n| (min..=max).contains(n)) {
+                    Some(n) => Some(n),
+                    None => {
+                        self.error(
+                            DiagnosticKind::InvalidValue,
+                            value.span(),
+                            format!("`{what}` must be between {min} and {max}"),
+                            None,
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.wrong_type(what, "an integer", value);
+                None
+            }
+        }
+    }
+
+    /// Reads `value` as a string, substituting `${variables}`.
+    pub(crate) fn string(&mut self, value: &Value<'_>, what: &str) -> Option<Located<String>> {
+        match value.get_ref() {
+            DeValue::String(s) => {
+                let text = self.substitute(s, value.span())?;
+                Some(Located {
+                    value: text,
+                    span: value.span(),
+                })
+            }
+            _ => {
+                self.wrong_type(what, "a string", value);
+                None
+            }
+        }
+    }
+
+    /// Reads `value` as a non-empty string, substituting `${variables}`.
+    pub(crate) fn nonempty_string(
+        &mut self,
+        value: &Value<'_>,
+        what: &str,
+    ) -> Option<Located<String>> {
+        let s = self.string(value, what)?;
+        if s.value.is_empty() {
+            self.error(
+                DiagnosticKind::InvalidValue,
+                s.span,
+                format!("`{what}` must not be empty"),
+                None,
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    /// Reads `value` as an array of non-empty strings.
+    pub(crate) fn strings(
+        &mut self,
+        value: &Value<'_>,
+        what: &str,
+    ) -> Option<Vec<Located<String>>> {
+        let items = self.array(value, what)?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for item in items {
+            match self.nonempty_string(item, what) {
+                Some(s) => out.push(s),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// Reads one of a fixed set of string values.
+    pub(crate) fn choice<T: Copy>(
+        &mut self,
+        value: &Value<'_>,
+        what: &str,
+        choices: &[(&'static str, T)],
+    ) -> Option<T> {
+        let s = self.string(value, what)?;
+        if let Some((_, t)) = choices.iter().find(|(name, _)| *name == s.value) {
+            return Some(*t);
+        }
+        let names: Vec<String> = choices.iter().map(|(n, _)| format!("`{n}`")).collect();
+        self.error(
+            DiagnosticKind::InvalidValue,
+            s.span,
+            format!("`{what}` cannot be `{}`", s.value),
+            Some(format!("expected one of {}", names.join(", "))),
+        );
+        None
+    }
+
+    /// Reads a duration: whole seconds as an integer, or a string like `30s`, `5m`, `1h30m`, `1d`.
+    pub(crate) fn duration(&mut self, value: &Value<'_>, what: &str) -> Option<Located<u64>> {
+        const MAX: u64 = 10 * 365 * 86_400;
+        match value.get_ref() {
+            DeValue::Integer(_) => {
+                let n = self.count(value, what, 0, MAX)?;
+                Some(Located {
+                    value: n,
+                    span: value.span(),
+                })
+            }
+            DeValue::String(_) => {
+                let s = self.string(value, what)?;
+                match parse_duration(&s.value).filter(|n| *n <= MAX) {
+                    Some(n) => Some(Located {
+                        value: n,
+                        span: s.span,
+                    }),
+                    None => {
+                        self.error(
+                            DiagnosticKind::InvalidValue,
+                            s.span,
+                            format!("`{what}` is not a duration: `{}`", s.value),
+                            Some("write whole seconds (`30`) or a duration such as `30s`, `5m`, `1h30m`, `1d` (at most ten years)".into()),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.wrong_type(what, "a duration (`30` or `\"30s\"`)", value);
+                None
+            }
+        }
+    }
+
+    /// Defines the `[vars]` table's variables; they are not themselves substituted.
+    pub(crate) fn define_vars(&mut self, value: &Value<'_>) {
+        let Some(table) = self.table(value, "[vars]") else {
+            return;
+        };
+        for (key, v) in table.entries.iter() {
+            match v.get_ref() {
+                DeValue::String(s) if s.contains("${") => self.error(
+                    DiagnosticKind::InvalidValue,
+                    v.span(),
+                    format!("variable `{}` refers to another variable", key.get_ref()),
+                    Some("variables hold literal text; write the value out".into()),
+                ),
+                DeValue::String(s) => {
+                    self.vars.insert(
+                        key.get_ref().to_string(),
+                        Var {
+                            value: s.to_string(),
+                            span: key.span(),
+                            used: false,
+                        },
+                    );
+                }
+                _ => self.wrong_type(&format!("vars.{}", key.get_ref()), "a string", v),
+            }
+        }
+    }
+
+    /// Warns about variables nothing refers to.
+    pub(crate) fn unused_vars(&mut self) {
+        let unused: Vec<(String, Range<usize>)> = self
+            .vars
+            .iter()
+            .filter(|(_, var)| !var.used)
+            .map(|(name, var)| (name.clone(), var.span.clone()))
+            .collect();
+        for (name, span) in unused {
+            self.warn(
+                DiagnosticKind::UnusedVariable,
+                span,
+                format!("variable `{name}` is never used"),
+                format!("refer to it as `${{{name}}}` or remove it"),
+            );
+        }
+    }
+
+    /// Replaces `${name}` with the variable's value; `$$` is a literal `$`.
+    fn substitute(&mut self, text: &str, span: Range<usize>) -> Option<String> {
+        if !text.contains('$') {
+            return Some(text.to_owned());
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find('$') {
+            out.push_str(rest.get(..at).unwrap_or(""));
+            let after = rest.get(at + 1..).unwrap_or("");
+            if let Some(tail) = after.strip_prefix('$') {
+                out.push('$');
+                rest = tail;
+            } else if let Some(body) = after.strip_prefix('{') {
+                let Some(close) = body.find('}') else {
+                    self.error(
+                        DiagnosticKind::InvalidValue,
+                        span,
+                        "unclosed `${` in string",
+                        Some("write `${name}` to use a variable, or `$$` for a literal `$`".into()),
+                    );
+                    return None;
+                };
+                let name = body.get(..close).unwrap_or("");
+                match self.vars.get_mut(name) {
+                    Some(var) => {
+                        var.used = true;
+                        out.push_str(&var.value);
+                    }
+                    None => {
+                        let help = match self.closest_var(name) {
+                            Some(close) => format!("did you mean `${{{close}}}`?"),
+                            None if self.vars.is_empty() => {
+                                format!("define it in `[vars]`: `{name} = \"...\"`")
+                            }
+                            None => format!(
+                                "defined variables: {}",
+                                self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                        };
+                        self.error(
+                            DiagnosticKind::UndefinedVariable,
+                            span,
+                            format!("undefined variable `{name}`"),
+                            Some(help),
+                        );
+                        return None;
+                    }
+                }
+                rest = body.get(close + 1..).unwrap_or("");
+            } else {
+                out.push('$');
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+
+    fn closest_var(&self, name: &str) -> Option<String> {
+        self.vars
+            .keys()
+            .map(|k| (strsim::damerau_levenshtein(name, k), k))
+            .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+            .min()
+            .map(|(_, k)| k.clone())
+    }
+}
+
+/// `30`, `30s`, `5m`, `1h30m`, `2d` → seconds.
+fn parse_duration(text: &str) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    let mut any_unit = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        let n: u64 = digits.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        digits.clear();
+        any_unit = true;
+    }
+    (digits.is_empty() && any_unit).then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(30));
+        assert_eq!(parse_duration("5m"), Some(300));
+        assert_eq!(parse_duration("1h30m"), Some(5_400));
+        assert_eq!(parse_duration("1d"), Some(86_400));
+        assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("1w"), None);
+        assert_eq!(parse_duration("99999999999999999999s"), None);
+    }
+
+    #[test]
+    fn substitution() {
+        let mut reader = Reader::default();
+        reader.vars.insert(
+            "a".into(),
+            Var {
+                value: "X".into(),
+                span: 0..1,
+                used: false,
+            },
+        );
+        assert_eq!(reader.substitute("${a}/y", 0..1).as_deref(), Some("X/y"));
+        assert_eq!(reader.substitute("$$a", 0..1).as_deref(), Some("$a"));
+        assert_eq!(
+            reader.substitute("cost $5", 0..1).as_deref(),
+            Some("cost $5")
+        );
+        assert_eq!(reader.substitute("${b}", 0..1), None);
+        assert_eq!(reader.substitute("${a", 0..1), None);
+        assert_eq!(reader.diagnostics.len(), 2);
+    }
+}

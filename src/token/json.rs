@@ -1,0 +1,1559 @@
+//! Strict JSON (RFC 8259) for JWT headers and payloads.
+//!
+//! Hand-written rather than built on `serde_json`, because:
+//! - `serde_json` resolves duplicate object members last-wins, and we must reject
+//!   duplicates, including names that differ only by escaping (`"aud"` vs
+//!   `"\u0061ud"`), in every object at every depth;
+//! - we need the exact text of every number (no `f64` rounding): `1e400` must
+//!   parse as a number and be judged later, not be rejected as a syntax error;
+//! - we need a small, hard nesting bound.
+//!
+//! The parser keeps its own stack of open containers on the heap instead of
+//! recursing, so no input can overflow the call stack while parsing.
+
+use std::collections::HashSet;
+use std::fmt;
+
+/// Objects with more members than this are checked for duplicates with a hash
+/// set instead of a linear scan.
+const LINEAR_SCAN_LIMIT: usize = 16;
+
+/// A JSON value.
+///
+/// Equality is structural; numbers compare by their source text (`1` != `1.0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Json {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number, kept as its exact source text.
+    Number(Number),
+    /// A string, unescaped.
+    String(Box<str>),
+    /// An array.
+    Array(Vec<Json>),
+    /// An object.
+    Object(Object),
+}
+
+/// A JSON object: its members in source order. No two members have the same
+/// name (compared after unescaping); the parser guarantees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Object {
+    /// Name and value of each member, in source order.
+    members: Vec<(Box<str>, Json)>,
+}
+
+impl Object {
+    /// The value of the member called `name`, if there is one.
+    pub(crate) fn get(&self, name: &str) -> Option<&Json> {
+        self.members
+            .iter()
+            .find(|(member, _)| &**member == name)
+            .map(|(_, value)| value)
+    }
+
+    #[cfg(test)]
+    /// The members, as `(name, value)` pairs in source order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Json)> {
+        self.members.iter().map(|(name, value)| (&**name, value))
+    }
+
+    /// The number of members.
+    pub(crate) fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    #[cfg(test)]
+    /// Whether the object has no members.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+/// A JSON number, holding its exact source text (validated against the RFC 8259 grammar).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Number(Box<str>);
+
+impl Number {
+    /// The number's exact source text, e.g. `1e400` or `-0.50`.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Json {
+    /// The string, if this value is a string.
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The object, if this value is an object.
+    pub(crate) fn as_object(&self) -> Option<&Object> {
+        match self {
+            Json::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    #[cfg(test)]
+    /// The elements, if this value is an array.
+    pub(crate) fn as_array(&self) -> Option<&[Json]> {
+        match self {
+            Json::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The name of this value's JSON type, for messages: `null`, `boolean`,
+    /// `number`, `string`, `array` or `object`.
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            Json::Null => "null",
+            Json::Bool(_) => "boolean",
+            Json::Number(_) => "number",
+            Json::String(_) => "string",
+            Json::Array(_) => "array",
+            Json::Object(_) => "object",
+        }
+    }
+}
+
+/// Why some bytes are not a strict JSON object, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JsonError {
+    /// What is wrong.
+    pub(crate) kind: JsonErrorKind,
+    /// Byte offset into the input where the problem was found.
+    pub(crate) offset: usize,
+}
+
+/// The kinds of [`JsonError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JsonErrorKind {
+    /// The input is not valid UTF-8; the offset is that of the first bad byte.
+    InvalidUtf8,
+    /// The top-level value is not an object; the offset is where it starts.
+    NotAnObject,
+    /// The input ends in the middle of a value; the offset is the input's length.
+    UnexpectedEnd,
+    /// A byte that cannot appear here (this includes a UTF-8 byte order mark).
+    UnexpectedByte(u8),
+    /// A number (or a bare word such as `NaN`) that does not follow the RFC 8259
+    /// grammar; the offset is where it starts.
+    InvalidNumber,
+    /// A backslash escape that is not one of `\" \\ \/ \b \f \n \r \t \uXXXX`;
+    /// the offset is that of the backslash.
+    InvalidEscape,
+    /// A `\uXXXX` escape of a UTF-16 surrogate that is not part of a high-low
+    /// pair; the offset is that of its backslash.
+    LoneSurrogate,
+    /// An unescaped control character (below U+0020) inside a string.
+    ControlCharacter,
+    /// A second member with this (unescaped) name in the same object; the offset
+    /// is that of the second name's opening quote.
+    DuplicateMember(Box<str>),
+    /// Arrays and objects nested deeper than `limit` (the top-level object is
+    /// depth 1); the offset is that of the bracket that goes too deep.
+    TooDeep {
+        /// The maximum depth that was allowed.
+        limit: usize,
+    },
+    /// Something other than whitespace after the top-level object.
+    TrailingData,
+}
+
+/// Longest member name quoted in full by [`JsonError`]'s `Display`.
+const MAX_NAME_IN_MESSAGE: usize = 64;
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            JsonErrorKind::InvalidUtf8 => f.write_str("invalid UTF-8")?,
+            JsonErrorKind::NotAnObject => f.write_str("top-level value is not an object")?,
+            JsonErrorKind::UnexpectedEnd => f.write_str("unexpected end of input")?,
+            JsonErrorKind::UnexpectedByte(b) => {
+                if b.is_ascii_graphic() {
+                    write!(f, "unexpected character `{}`", char::from(*b))?;
+                } else {
+                    write!(f, "unexpected byte `0x{b:02X}`")?;
+                }
+            }
+            JsonErrorKind::InvalidNumber => f.write_str("invalid number")?,
+            JsonErrorKind::InvalidEscape => f.write_str("invalid escape sequence")?,
+            JsonErrorKind::LoneSurrogate => f.write_str("unpaired UTF-16 surrogate escape")?,
+            JsonErrorKind::ControlCharacter => {
+                f.write_str("unescaped control character in string")?;
+            }
+            JsonErrorKind::DuplicateMember(name) => {
+                f.write_str("duplicate member `")?;
+                let mut chars = name.chars();
+                for c in chars.by_ref().take(MAX_NAME_IN_MESSAGE) {
+                    write!(f, "{}", c.escape_debug())?;
+                }
+                if chars.next().is_some() {
+                    f.write_str("…")?;
+                }
+                f.write_str("`")?;
+            }
+            JsonErrorKind::TooDeep { limit } => write!(f, "nesting deeper than {limit} levels")?,
+            JsonErrorKind::TrailingData => {
+                f.write_str("trailing data after the top-level object")?
+            }
+        }
+        write!(f, " at byte {}", self.offset)
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+/// Parse `bytes` as exactly one JSON object (RFC 8259), strictly.
+///
+/// The input must be UTF-8 without a byte order mark; duplicate member names
+/// (after unescaping) are rejected in every object; arrays and objects may nest
+/// at most `max_depth` levels, the top-level object being level 1.
+pub(crate) fn parse_object(bytes: &[u8], max_depth: usize) -> Result<Object, JsonError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| JsonError {
+        kind: JsonErrorKind::InvalidUtf8,
+        offset: e.valid_up_to(),
+    })?;
+    let mut parser = Parser {
+        text,
+        bytes,
+        pos: 0,
+        max_depth,
+    };
+    parser.skip_whitespace();
+    match parser.peek() {
+        Some(b'{') => {}
+        Some(b) if b == b'"' || b == b'[' || is_token_byte(b) => {
+            return Err(parser.error(JsonErrorKind::NotAnObject, parser.pos));
+        }
+        _ => return Err(parser.unexpected()),
+    }
+    let value = parser.parse_value()?;
+    parser.skip_whitespace();
+    if parser.pos < bytes.len() {
+        return Err(parser.error(JsonErrorKind::TrailingData, parser.pos));
+    }
+    match value {
+        Json::Object(object) => Ok(object),
+        _ => Err(parser.error(JsonErrorKind::NotAnObject, 0)),
+    }
+}
+
+/// Bytes that may make up a bare token: a number, a literal, or a word we
+/// report as an invalid number (`NaN`, `Infinity`, `+1`, `.5`).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')
+}
+
+/// Whether `t` matches `-? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?`.
+fn is_number(t: &[u8]) -> bool {
+    let mut p = 0;
+    let digits_from = |mut p: usize| {
+        while t.get(p).is_some_and(u8::is_ascii_digit) {
+            p += 1;
+        }
+        p
+    };
+    if t.first() == Some(&b'-') {
+        p += 1;
+    }
+    match t.get(p) {
+        Some(b'0') => p += 1,
+        Some(b'1'..=b'9') => p = digits_from(p + 1),
+        _ => return false,
+    }
+    if t.get(p) == Some(&b'.') {
+        let end = digits_from(p + 1);
+        if end == p + 1 {
+            return false;
+        }
+        p = end;
+    }
+    if matches!(t.get(p), Some(b'e' | b'E')) {
+        p += 1;
+        if matches!(t.get(p), Some(b'+' | b'-')) {
+            p += 1;
+        }
+        let end = digits_from(p);
+        if end == p {
+            return false;
+        }
+        p = end;
+    }
+    p == t.len()
+}
+
+/// The members of an object being parsed, with a duplicate check that is a
+/// linear scan for small objects and a hash lookup for large ones.
+struct Members {
+    /// Members so far, in source order.
+    members: Vec<(Box<str>, Json)>,
+    /// The names in `members`, once there are more than [`LINEAR_SCAN_LIMIT`].
+    names: Option<HashSet<Box<str>>>,
+}
+
+impl Members {
+    /// No members yet.
+    fn new() -> Self {
+        Members {
+            members: Vec::new(),
+            names: None,
+        }
+    }
+
+    /// Whether a member called `name` is already present.
+    fn contains(&self, name: &str) -> bool {
+        match &self.names {
+            Some(names) => names.contains(name),
+            None => self.members.iter().any(|(member, _)| &**member == name),
+        }
+    }
+
+    /// Adds a member whose name is known not to be present.
+    fn push(&mut self, name: Box<str>, value: Json) {
+        if let Some(names) = &mut self.names {
+            names.insert(name.clone());
+        } else if self.members.len() >= LINEAR_SCAN_LIMIT {
+            let mut names: HashSet<Box<str>> = self
+                .members
+                .iter()
+                .map(|(member, _)| member.clone())
+                .collect();
+            names.insert(name.clone());
+            self.names = Some(names);
+        }
+        self.members.push((name, value));
+    }
+
+    /// The finished object.
+    fn finish(self) -> Object {
+        Object {
+            members: self.members,
+        }
+    }
+}
+
+/// An array or object that has been opened and not yet closed.
+enum Frame {
+    /// An array and its elements so far.
+    Array(Vec<Json>),
+    /// An object, its members so far, and the name of the member whose value
+    /// is being parsed.
+    Object {
+        /// Members so far.
+        members: Members,
+        /// Name of the member whose value comes next.
+        name: Box<str>,
+    },
+}
+
+/// Parsing state: the input and the current position in it.
+struct Parser<'a> {
+    /// The input, known to be UTF-8.
+    text: &'a str,
+    /// The same input as bytes.
+    bytes: &'a [u8],
+    /// Offset of the next byte to read.
+    pos: usize,
+    /// Deepest nesting allowed.
+    max_depth: usize,
+}
+
+impl Parser<'_> {
+    /// An error of `kind` at `offset`.
+    fn error(&self, kind: JsonErrorKind, offset: usize) -> JsonError {
+        JsonError { kind, offset }
+    }
+
+    /// The error for finding the current byte (or the end) where it cannot be.
+    fn unexpected(&self) -> JsonError {
+        match self.peek() {
+            Some(b) => self.error(JsonErrorKind::UnexpectedByte(b), self.pos),
+            None => self.error(JsonErrorKind::UnexpectedEnd, self.pos),
+        }
+    }
+
+    /// The byte at the current position, if any.
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    /// Skips the whitespace RFC 8259 allows between tokens.
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Consumes the opening bracket at the current position of a container
+    /// nested inside `open` others, if the depth limit allows it.
+    fn open_container(&mut self, open: usize) -> Result<(), JsonError> {
+        if open >= self.max_depth {
+            return Err(self.error(
+                JsonErrorKind::TooDeep {
+                    limit: self.max_depth,
+                },
+                self.pos,
+            ));
+        }
+        self.pos += 1;
+        self.skip_whitespace();
+        Ok(())
+    }
+
+    /// Parses one value starting at the current position (after whitespace),
+    /// iteratively: open containers live in `stack`, not on the call stack.
+    fn parse_value(&mut self) -> Result<Json, JsonError> {
+        let mut stack: Vec<Frame> = Vec::new();
+        'value: loop {
+            self.skip_whitespace();
+            let mut value = match self.peek() {
+                Some(b'{') => {
+                    self.open_container(stack.len())?;
+                    if self.peek() == Some(b'}') {
+                        self.pos += 1;
+                        Json::Object(Object::default())
+                    } else {
+                        let members = Members::new();
+                        let name = self.parse_member_name(&members)?;
+                        stack.push(Frame::Object { members, name });
+                        continue 'value;
+                    }
+                }
+                Some(b'[') => {
+                    self.open_container(stack.len())?;
+                    if self.peek() == Some(b']') {
+                        self.pos += 1;
+                        Json::Array(Vec::new())
+                    } else {
+                        stack.push(Frame::Array(Vec::new()));
+                        continue 'value;
+                    }
+                }
+                Some(b'"') => Json::String(self.parse_string()?.into_boxed_str()),
+                Some(b) if is_token_byte(b) => self.parse_token()?,
+                _ => return Err(self.unexpected()),
+            };
+            // `value` is complete: add it to the innermost open container, and
+            // keep closing containers for as long as their closing bracket follows.
+            loop {
+                let Some(frame) = stack.pop() else {
+                    return Ok(value);
+                };
+                self.skip_whitespace();
+                match frame {
+                    Frame::Array(mut items) => {
+                        items.push(value);
+                        match self.peek() {
+                            Some(b',') => {
+                                self.pos += 1;
+                                stack.push(Frame::Array(items));
+                                continue 'value;
+                            }
+                            Some(b']') => {
+                                self.pos += 1;
+                                value = Json::Array(items);
+                            }
+                            _ => return Err(self.unexpected()),
+                        }
+                    }
+                    Frame::Object { mut members, name } => {
+                        members.push(name, value);
+                        match self.peek() {
+                            Some(b',') => {
+                                self.pos += 1;
+                                self.skip_whitespace();
+                                let name = self.parse_member_name(&members)?;
+                                stack.push(Frame::Object { members, name });
+                                continue 'value;
+                            }
+                            Some(b'}') => {
+                                self.pos += 1;
+                                value = Json::Object(members.finish());
+                            }
+                            _ => return Err(self.unexpected()),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Parses a member name and the `:` after it, rejecting a name already in
+    /// `members`.
+    fn parse_member_name(&mut self, members: &Members) -> Result<Box<str>, JsonError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.unexpected());
+        }
+        let start = self.pos;
+        let name = self.parse_string()?.into_boxed_str();
+        if members.contains(&name) {
+            return Err(self.error(JsonErrorKind::DuplicateMember(name), start));
+        }
+        self.skip_whitespace();
+        if self.peek() != Some(b':') {
+            return Err(self.unexpected());
+        }
+        self.pos += 1;
+        Ok(name)
+    }
+
+    /// Parses a bare token at the current position: `true`, `false`, `null` or
+    /// a number.
+    fn parse_token(&mut self) -> Result<Json, JsonError> {
+        let start = self.pos;
+        let rest = self.bytes.get(start..).unwrap_or_default();
+        let len = rest.iter().take_while(|b| is_token_byte(**b)).count();
+        let token = rest.get(..len).unwrap_or_default();
+        let (literal, value): (&[u8], Json) = match token.first() {
+            Some(b't') => (b"true", Json::Bool(true)),
+            Some(b'f') => (b"false", Json::Bool(false)),
+            Some(b'n') => (b"null", Json::Null),
+            _ => {
+                if !is_number(token) {
+                    return Err(self.error(JsonErrorKind::InvalidNumber, start));
+                }
+                let text = self
+                    .text
+                    .get(start..start + len)
+                    .ok_or_else(|| self.error(JsonErrorKind::InvalidNumber, start))?;
+                self.pos = start + len;
+                return Ok(Json::Number(Number(text.into())));
+            }
+        };
+        if token == literal {
+            self.pos = start + len;
+            return Ok(value);
+        }
+        let matching = token
+            .iter()
+            .zip(literal)
+            .take_while(|(a, b)| a == b)
+            .count();
+        self.pos = start + matching;
+        Err(self.unexpected())
+    }
+
+    /// Parses a string starting at the opening quote at the current position,
+    /// returning it unescaped.
+    fn parse_string(&mut self) -> Result<String, JsonError> {
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            let run_start = self.pos;
+            let run = self
+                .bytes
+                .get(run_start..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|&&b| b != b'"' && b != b'\\' && b >= 0x20)
+                .count();
+            self.pos = run_start + run;
+            // The run ends just before an ASCII byte or at the end of the
+            // input, so it is on character boundaries.
+            let text = self
+                .text
+                .get(run_start..self.pos)
+                .ok_or_else(|| self.error(JsonErrorKind::InvalidUtf8, run_start))?;
+            out.push_str(text);
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => out.push(self.parse_escape()?),
+                Some(_) => return Err(self.error(JsonErrorKind::ControlCharacter, self.pos)),
+                None => return Err(self.unexpected()),
+            }
+        }
+    }
+
+    /// Parses the escape sequence whose backslash is at the current position.
+    fn parse_escape(&mut self) -> Result<char, JsonError> {
+        let start = self.pos;
+        self.pos += 1;
+        let c = match self.peek() {
+            Some(b'"') => '"',
+            Some(b'\\') => '\\',
+            Some(b'/') => '/',
+            Some(b'b') => '\u{8}',
+            Some(b'f') => '\u{c}',
+            Some(b'n') => '\n',
+            Some(b'r') => '\r',
+            Some(b't') => '\t',
+            Some(b'u') => return self.parse_unicode_escape(start),
+            Some(_) => return Err(self.error(JsonErrorKind::InvalidEscape, start)),
+            None => return Err(self.unexpected()),
+        };
+        self.pos += 1;
+        Ok(c)
+    }
+
+    /// Parses a `\uXXXX` escape whose backslash is at `start`, and the low
+    /// surrogate escape that must follow a high one.
+    fn parse_unicode_escape(&mut self, start: usize) -> Result<char, JsonError> {
+        let first = self.parse_hex4(start)?;
+        let code = match first {
+            0xD800..=0xDBFF => {
+                let second_start = self.pos;
+                match (self.peek(), self.bytes.get(second_start + 1)) {
+                    (Some(b'\\'), Some(b'u')) => {}
+                    (None, _) | (Some(b'\\'), None) => {
+                        self.pos = self.bytes.len();
+                        return Err(self.unexpected());
+                    }
+                    _ => return Err(self.error(JsonErrorKind::LoneSurrogate, start)),
+                }
+                let second = self.parse_hex4(second_start)?;
+                if !(0xDC00..=0xDFFF).contains(&second) {
+                    return Err(self.error(JsonErrorKind::LoneSurrogate, start));
+                }
+                0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return Err(self.error(JsonErrorKind::LoneSurrogate, start)),
+            _ => first,
+        };
+        char::from_u32(code).ok_or_else(|| self.error(JsonErrorKind::LoneSurrogate, start))
+    }
+
+    /// Reads the four hex digits of a `\uXXXX` escape whose backslash is at
+    /// `start`, leaving the position after them.
+    fn parse_hex4(&mut self, start: usize) -> Result<u32, JsonError> {
+        let mut code = 0;
+        for offset in start + 2..start + 6 {
+            self.pos = offset;
+            let digit = match self.peek() {
+                Some(b) => char::from(b)
+                    .to_digit(16)
+                    .ok_or_else(|| self.error(JsonErrorKind::InvalidEscape, start))?,
+                None => return Err(self.unexpected()),
+            };
+            code = code * 16 + digit;
+        }
+        self.pos = start + 6;
+        Ok(code)
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    const DEPTH: usize = 64;
+
+    fn parse(input: &str) -> Result<Object, JsonError> {
+        parse_object(input.as_bytes(), DEPTH)
+    }
+
+    fn err(input: &[u8]) -> JsonError {
+        match parse_object(input, DEPTH) {
+            Ok(object) => panic!("{:?} parsed as {object:?}", String::from_utf8_lossy(input)),
+            Err(e) => e,
+        }
+    }
+
+    fn assert_err(input: &str, kind: JsonErrorKind, offset: usize) {
+        assert_eq!(
+            err(input.as_bytes()),
+            JsonError { kind, offset },
+            "input {input:?}"
+        );
+    }
+
+    fn number(text: &str) -> Json {
+        Json::Number(Number(text.into()))
+    }
+
+    #[test]
+    fn parses_all_value_kinds_in_order() {
+        let object = parse(
+            " \t\r\n{ \"n\" : null , \"t\":true,\"f\":false,\"i\":-12,\"x\":1.5e-3,\
+             \"s\":\"hi\",\"a\":[1,\"two\",[],{}],\"o\":{\"k\":{}} } \n",
+        )
+        .unwrap();
+        let names: Vec<&str> = object.iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["n", "t", "f", "i", "x", "s", "a", "o"]);
+        assert_eq!(object.len(), 8);
+        assert!(!object.is_empty());
+        assert_eq!(object.get("n"), Some(&Json::Null));
+        assert_eq!(object.get("t"), Some(&Json::Bool(true)));
+        assert_eq!(object.get("f"), Some(&Json::Bool(false)));
+        assert_eq!(object.get("i"), Some(&number("-12")));
+        assert_eq!(object.get("x"), Some(&number("1.5e-3")));
+        assert_eq!(object.get("s").and_then(Json::as_str), Some("hi"));
+        let array = object.get("a").and_then(Json::as_array).unwrap();
+        assert_eq!(
+            array,
+            [
+                number("1"),
+                Json::String("two".into()),
+                Json::Array(Vec::new()),
+                Json::Object(Object::default()),
+            ]
+        );
+        let inner = object.get("o").and_then(Json::as_object).unwrap();
+        assert!(inner.get("k").and_then(Json::as_object).unwrap().is_empty());
+        assert_eq!(object.get("missing"), None);
+        let types: Vec<&str> = object.iter().map(|(_, v)| v.type_name()).collect();
+        assert_eq!(
+            types,
+            [
+                "null", "boolean", "boolean", "number", "number", "string", "array", "object"
+            ]
+        );
+        assert_eq!(Json::Null.as_str(), None);
+        assert_eq!(Json::Null.as_object(), None);
+        assert_eq!(Json::Null.as_array(), None);
+    }
+
+    #[test]
+    fn empty_objects_and_whitespace() {
+        assert!(parse("{}").unwrap().is_empty());
+        assert!(parse(" {\n\t\r } \r\n").unwrap().is_empty());
+        assert_eq!(parse("{}").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn numbers_keep_their_exact_text() {
+        let object = parse(
+            r#"{"big":1e400,"small":1e-400,"neg":-0,"frac":-0.50,"long":123456789012345678901234567890,"E":1E+2}"#,
+        )
+        .unwrap();
+        let text = |name| match object.get(name) {
+            Some(Json::Number(n)) => n.as_str().to_owned(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(text("big"), "1e400");
+        assert_eq!(text("small"), "1e-400");
+        assert_eq!(text("neg"), "-0");
+        assert_eq!(text("frac"), "-0.50");
+        assert_eq!(text("long"), "123456789012345678901234567890");
+        assert_eq!(text("E"), "1E+2");
+    }
+
+    #[test]
+    fn invalid_numbers() {
+        for bad in [
+            "01",
+            "-01",
+            "00",
+            "1.",
+            ".5",
+            "+1",
+            "1e",
+            "1e+",
+            "1E-",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "-",
+            "--1",
+            "1.5.2",
+            "0x10",
+            "1e5.5",
+            "1ee5",
+            "1.e5",
+            "-.5",
+            "1a",
+            "e5",
+        ] {
+            let input = format!("{{\"a\": {bad}}}");
+            assert_err(&input, JsonErrorKind::InvalidNumber, 6);
+        }
+        assert_err("{\"a\":[1, 2, 03]}", JsonErrorKind::InvalidNumber, 12);
+        for good in [
+            "0", "-0", "0.0", "10", "1e5", "1E5", "1e+5", "1e-5", "-1.0e-0", "0e0",
+        ] {
+            let input = format!("{{\"a\":{good}}}");
+            assert_eq!(parse(&input).unwrap().get("a"), Some(&number(good)));
+        }
+    }
+
+    #[test]
+    fn literals() {
+        let object = parse(r#"{"a":[true,false,null]}"#).unwrap();
+        assert_eq!(
+            object.get("a").and_then(Json::as_array).unwrap(),
+            [Json::Bool(true), Json::Bool(false), Json::Null]
+        );
+        assert_err(r#"{"a":truex}"#, JsonErrorKind::UnexpectedByte(b'x'), 9);
+        assert_err(r#"{"a":nul}"#, JsonErrorKind::UnexpectedByte(b'}'), 8);
+        assert_err(r#"{"a":nul"#, JsonErrorKind::UnexpectedEnd, 8);
+        assert_err(r#"{"a":nan}"#, JsonErrorKind::UnexpectedByte(b'a'), 6);
+        assert_err(r#"{"a":True}"#, JsonErrorKind::InvalidNumber, 5);
+        assert_err(r#"{"a":fals e}"#, JsonErrorKind::UnexpectedByte(b' '), 9);
+    }
+
+    #[test]
+    fn string_escapes() {
+        let object = parse(r#"{"s":"\"\\\/\b\f\n\r\t\u0000\u00e9\u00E9\u20AC é€😀 end"}"#).unwrap();
+        assert_eq!(
+            object.get("s").and_then(Json::as_str),
+            Some("\"\\/\u{8}\u{c}\n\r\t\u{0}éé€ é€😀 end")
+        );
+        // DEL is not a control character for JSON.
+        let object = parse("{\"s\":\"a\u{7f}b\"}").unwrap();
+        assert_eq!(object.get("s").and_then(Json::as_str), Some("a\u{7f}b"));
+    }
+
+    #[test]
+    fn surrogate_pairs() {
+        let object = parse(
+            r#"{"a":"\uD83D\uDE00","b":"x\ud83d\ude00y","c":"\uDBFF\uDFFF","d":"\uD800\uDC00"}"#,
+        )
+        .unwrap();
+        assert_eq!(object.get("a").and_then(Json::as_str), Some("😀"));
+        assert_eq!(object.get("b").and_then(Json::as_str), Some("x😀y"));
+        assert_eq!(object.get("c").and_then(Json::as_str), Some("\u{10FFFF}"));
+        assert_eq!(object.get("d").and_then(Json::as_str), Some("\u{10000}"));
+    }
+
+    #[test]
+    fn lone_surrogates() {
+        assert_err(r#"{"a":"\uD800"}"#, JsonErrorKind::LoneSurrogate, 6);
+        assert_err(r#"{"a":"x\uDC00"}"#, JsonErrorKind::LoneSurrogate, 7);
+        assert_err(r#"{"a":"\uD800\u0041"}"#, JsonErrorKind::LoneSurrogate, 6);
+        assert_err(r#"{"a":"\uDBFF\uDBFF"}"#, JsonErrorKind::LoneSurrogate, 6);
+        assert_err(r#"{"a":"\uD800x"}"#, JsonErrorKind::LoneSurrogate, 6);
+        assert_err(r#"{"a":"\uD800\n"}"#, JsonErrorKind::LoneSurrogate, 6);
+        assert_err(r#"{"a":"\uDE00\uD83D"}"#, JsonErrorKind::LoneSurrogate, 6);
+        assert_err(r#"{"\uDFFF":1}"#, JsonErrorKind::LoneSurrogate, 2);
+        // Running out of input mid-pair is the end of input, not a lone surrogate.
+        assert_err(r#"{"a":"\uD800"#, JsonErrorKind::UnexpectedEnd, 12);
+        assert_err(r#"{"a":"\uD800\"#, JsonErrorKind::UnexpectedEnd, 13);
+        assert_err(r#"{"a":"\uD800\uDC"#, JsonErrorKind::UnexpectedEnd, 16);
+        assert_err(r#"{"a":"\uD800\uDCxx"}"#, JsonErrorKind::InvalidEscape, 12);
+    }
+
+    #[test]
+    fn invalid_escapes() {
+        assert_err(r#"{"a":"\x41"}"#, JsonErrorKind::InvalidEscape, 6);
+        assert_err(r#"{"a":"ok\'"}"#, JsonErrorKind::InvalidEscape, 8);
+        assert_err(r#"{"a":"\U0041"}"#, JsonErrorKind::InvalidEscape, 6);
+        assert_err(r#"{"a":"\u00G1"}"#, JsonErrorKind::InvalidEscape, 6);
+        assert_err(r#"{"a":"\u-123"}"#, JsonErrorKind::InvalidEscape, 6);
+        assert_err(r#"{"a":"\u+123"}"#, JsonErrorKind::InvalidEscape, 6);
+        assert_err("{\"a\":\"\\\u{e9}\"}", JsonErrorKind::InvalidEscape, 6);
+        assert_err(r#"{"a":"\u12"}"#, JsonErrorKind::InvalidEscape, 6);
+        assert_err(r#"{"a":"\u12"#, JsonErrorKind::UnexpectedEnd, 10);
+        assert_err(r#"{"a":"\"#, JsonErrorKind::UnexpectedEnd, 7);
+    }
+
+    #[test]
+    fn control_characters() {
+        assert_err("{\"a\":\"x\ny\"}", JsonErrorKind::ControlCharacter, 7);
+        assert_err("{\"a\":\"\t\"}", JsonErrorKind::ControlCharacter, 6);
+        assert_err("{\"a\":\"\u{0}\"}", JsonErrorKind::ControlCharacter, 6);
+        assert_err("{\"a\u{1f}\":1}", JsonErrorKind::ControlCharacter, 3);
+    }
+
+    #[test]
+    fn invalid_utf8() {
+        assert_eq!(
+            err(b"{\"a\":\"\xff\"}"),
+            JsonError {
+                kind: JsonErrorKind::InvalidUtf8,
+                offset: 6
+            }
+        );
+        // A truncated multi-byte sequence.
+        assert_eq!(
+            err(b"{\"a\":\"\xc3"),
+            JsonError {
+                kind: JsonErrorKind::InvalidUtf8,
+                offset: 6
+            }
+        );
+        // An overlong encoding of '/'.
+        assert_eq!(
+            err(b"{\"\xc0\xaf\":1}"),
+            JsonError {
+                kind: JsonErrorKind::InvalidUtf8,
+                offset: 2
+            }
+        );
+        // UTF-8 encoded surrogates are not UTF-8.
+        assert_eq!(
+            err(b"{\"\xed\xa0\x80\":1}"),
+            JsonError {
+                kind: JsonErrorKind::InvalidUtf8,
+                offset: 2
+            }
+        );
+    }
+
+    #[test]
+    fn byte_order_mark_is_rejected() {
+        assert_eq!(
+            err(b"\xef\xbb\xbf{}"),
+            JsonError {
+                kind: JsonErrorKind::UnexpectedByte(0xEF),
+                offset: 0
+            }
+        );
+    }
+
+    #[test]
+    fn top_level_must_be_an_object() {
+        for (input, offset) in [
+            ("[]", 0),
+            ("[{}]", 0),
+            ("  \"x\"", 2),
+            ("1", 0),
+            ("-1", 0),
+            ("true", 0),
+            ("null", 0),
+            ("NaN", 0),
+        ] {
+            assert_err(input, JsonErrorKind::NotAnObject, offset);
+        }
+        assert_err("", JsonErrorKind::UnexpectedEnd, 0);
+        assert_err(" \n", JsonErrorKind::UnexpectedEnd, 2);
+        assert_err("}", JsonErrorKind::UnexpectedByte(b'}'), 0);
+        assert_err("\u{c}{}", JsonErrorKind::UnexpectedByte(0x0C), 0);
+        assert_err("\u{a0}{}", JsonErrorKind::UnexpectedByte(0xC2), 0);
+    }
+
+    #[test]
+    fn unexpected_end() {
+        for input in [
+            "{",
+            "{ ",
+            "{\"a\"",
+            "{\"a\":",
+            "{\"a\": ",
+            "{\"a\":1",
+            "{\"a\":1,",
+            "{\"a\":\"x",
+            "{\"a\":[",
+            "{\"a\":[1",
+            "{\"a\":[1,",
+            "{\"a\":{",
+            "{\"a\":{\"b\":{}",
+            "{\"a",
+        ] {
+            assert_err(input, JsonErrorKind::UnexpectedEnd, input.len());
+        }
+    }
+
+    #[test]
+    fn unexpected_bytes() {
+        assert_err(r#"{"a" 1}"#, JsonErrorKind::UnexpectedByte(b'1'), 5);
+        assert_err(r#"{"a":1,}"#, JsonErrorKind::UnexpectedByte(b'}'), 7);
+        assert_err(r#"{"a":[1,]}"#, JsonErrorKind::UnexpectedByte(b']'), 8);
+        assert_err(r#"{"a":[1 2]}"#, JsonErrorKind::UnexpectedByte(b'2'), 8);
+        assert_err(r#"{"a":1 "b":2}"#, JsonErrorKind::UnexpectedByte(b'"'), 7);
+        assert_err(r#"{'a':1}"#, JsonErrorKind::UnexpectedByte(b'\''), 1);
+        assert_err(r#"{a:1}"#, JsonErrorKind::UnexpectedByte(b'a'), 1);
+        assert_err(r#"{,}"#, JsonErrorKind::UnexpectedByte(b','), 1);
+        assert_err(r#"{"a":}"#, JsonErrorKind::UnexpectedByte(b'}'), 5);
+        assert_err(r#"{"a":[,1]}"#, JsonErrorKind::UnexpectedByte(b','), 6);
+        assert_err(r#"{"a":1]"#, JsonErrorKind::UnexpectedByte(b']'), 6);
+        assert_err(r#"{"a":[1}"#, JsonErrorKind::UnexpectedByte(b'}'), 7);
+        assert_err("{\"a\":\u{c}1}", JsonErrorKind::UnexpectedByte(0x0C), 5);
+        assert_err("{\"a\":\u{a0}1}", JsonErrorKind::UnexpectedByte(0xC2), 5);
+        assert_err(r#"{"a"::1}"#, JsonErrorKind::UnexpectedByte(b':'), 5);
+    }
+
+    #[test]
+    fn trailing_data() {
+        assert_err("{}x", JsonErrorKind::TrailingData, 2);
+        assert_err("{} {}", JsonErrorKind::TrailingData, 3);
+        assert_err("{}\n\u{0}", JsonErrorKind::TrailingData, 3);
+        assert_err("{\"a\":1}}", JsonErrorKind::TrailingData, 7);
+        assert!(parse("{} \t\r\n").is_ok());
+    }
+
+    #[test]
+    fn duplicate_members() {
+        assert_err(
+            r#"{"aud":1, "xy":2,"aud":3}"#,
+            JsonErrorKind::DuplicateMember("aud".into()),
+            17,
+        );
+        assert_err(
+            r#"{"aud":1,"aud":1}"#,
+            JsonErrorKind::DuplicateMember("aud".into()),
+            9,
+        );
+    }
+
+    #[test]
+    fn duplicate_members_differing_only_by_escaping() {
+        assert_err(
+            r#"{"aud":"a","\u0061ud":"b"}"#,
+            JsonErrorKind::DuplicateMember("aud".into()),
+            11,
+        );
+        assert_err(
+            r#"{"\u0061\u0075\u0064":"a","aud":"b"}"#,
+            JsonErrorKind::DuplicateMember("aud".into()),
+            26,
+        );
+        assert_err(
+            r#"{"a/b":1,"a\/b":2}"#,
+            JsonErrorKind::DuplicateMember("a/b".into()),
+            9,
+        );
+        assert_err(
+            r#"{"😀":1,"\ud83d\ude00":2}"#,
+            JsonErrorKind::DuplicateMember("😀".into()),
+            10,
+        );
+        // Different names stay different: case and Unicode normalization matter.
+        assert!(parse(r#"{"aud":1,"AUD":2,"Aud":3}"#).is_ok());
+        assert!(parse("{\"\u{e9}\":1,\"e\u{301}\":2}").is_ok());
+    }
+
+    #[test]
+    fn duplicate_members_nested() {
+        // Depth 3: an object inside an object inside the top-level object.
+        assert_err(
+            r#"{"a":{"b":{"c":1,"c":2}}}"#,
+            JsonErrorKind::DuplicateMember("c".into()),
+            17,
+        );
+        // Inside an array inside an object.
+        assert_err(
+            r#"{"a":[{"x":1},{"y":1,"\u0079":2}]}"#,
+            JsonErrorKind::DuplicateMember("y".into()),
+            21,
+        );
+        // The same name in different objects is fine.
+        let object = parse(r#"{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}"#).unwrap();
+        assert_eq!(object.len(), 2);
+    }
+
+    fn object_with_members(count: usize, extra: &str) -> String {
+        let mut input = String::from("{");
+        for i in 0..count {
+            if i > 0 {
+                input.push(',');
+            }
+            input.push_str(&format!("\"k{i}\":{i}"));
+        }
+        input.push_str(extra);
+        input.push('}');
+        input
+    }
+
+    #[test]
+    fn duplicates_found_on_both_sides_of_the_hash_set_switch() {
+        for count in [1, 2, 15, 16, 17, 18, 40] {
+            let input = object_with_members(count, "");
+            assert_eq!(parse(&input).unwrap().len(), count);
+            for dup in [0, count / 2, count - 1] {
+                let extra = format!(",\"k{dup}\":0");
+                let input = object_with_members(count, &extra);
+                let offset = input.len() - extra.len();
+                assert_err(
+                    &input,
+                    JsonErrorKind::DuplicateMember(format!("k{dup}").into()),
+                    offset,
+                );
+                // And again after a few more distinct members.
+                let extra = format!(",\"z1\":1,\"z2\":2,\"\\u006b{dup}\":0");
+                let input = object_with_members(count, &extra);
+                let offset = input.len() - 11 - dup.to_string().len();
+                assert_err(
+                    &input,
+                    JsonErrorKind::DuplicateMember(format!("k{dup}").into()),
+                    offset,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn large_object_is_not_quadratic() {
+        // 2000 members: a linear scan per member would be 4 million string
+        // comparisons for one object; with the hash set it is 2000 lookups.
+        let input = object_with_members(2000, "");
+        let object = parse(&input).unwrap();
+        assert_eq!(object.len(), 2000);
+        assert_eq!(object.get("k1999"), Some(&number("1999")));
+        let input = object_with_members(2000, ",\"k1000\":1");
+        assert_eq!(
+            err(input.as_bytes()).kind,
+            JsonErrorKind::DuplicateMember("k1000".into())
+        );
+        // A ~16 KiB payload of short keys.
+        let input = object_with_members(3000, "");
+        assert!(input.len() > 16 * 1024);
+        assert_eq!(parse(&input).unwrap().len(), 3000);
+    }
+
+    #[test]
+    fn depth_limit() {
+        // The top-level object is depth 1, so `limit` nested levels fit.
+        let nested = |levels: usize| {
+            let mut input = "{\"a\":".to_owned();
+            input.push_str(&"[".repeat(levels - 1));
+            input.push_str(&"]".repeat(levels - 1));
+            input.push('}');
+            input
+        };
+        assert!(parse(&nested(DEPTH)).is_ok());
+        assert_err(
+            &nested(DEPTH + 1),
+            JsonErrorKind::TooDeep { limit: DEPTH },
+            5 + DEPTH - 1,
+        );
+        assert!(parse_object(b"{}", 1).is_ok());
+        assert_eq!(
+            parse_object(b"{\"a\":{}}", 1),
+            Err(JsonError {
+                kind: JsonErrorKind::TooDeep { limit: 1 },
+                offset: 5
+            })
+        );
+        assert_eq!(
+            parse_object(b"{\"a\":[]}", 1),
+            Err(JsonError {
+                kind: JsonErrorKind::TooDeep { limit: 1 },
+                offset: 5
+            })
+        );
+        assert_eq!(
+            parse_object(b"{}", 0),
+            Err(JsonError {
+                kind: JsonErrorKind::TooDeep { limit: 0 },
+                offset: 0
+            })
+        );
+        // Siblings do not add depth.
+        let wide = format!("{{\"a\":[{}]}}", vec!["[[]]"; 1000].join(","));
+        assert!(parse_object(wide.as_bytes(), 4).is_ok());
+        assert!(parse_object(wide.as_bytes(), 3).is_err());
+    }
+
+    #[test]
+    fn very_deep_arrays_are_too_deep_not_a_crash() {
+        let levels = 5000;
+        let mut input = "{\"a\":".to_owned();
+        input.push_str(&"[".repeat(levels));
+        input.push_str(&"]".repeat(levels));
+        input.push('}');
+        assert_err(
+            &input,
+            JsonErrorKind::TooDeep { limit: DEPTH },
+            5 + DEPTH - 1,
+        );
+        // Unclosed, too.
+        assert_eq!(
+            err(&input.as_bytes()[..5 + levels]).kind,
+            JsonErrorKind::TooDeep { limit: DEPTH }
+        );
+    }
+
+    #[test]
+    fn very_deep_objects_are_too_deep_not_a_crash() {
+        let levels = 5000;
+        let input = format!("{}1{}", "{\"a\":".repeat(levels), "}".repeat(levels));
+        assert_err(&input, JsonErrorKind::TooDeep { limit: DEPTH }, 5 * DEPTH);
+    }
+
+    #[test]
+    fn parser_does_not_recurse_even_with_a_huge_limit() {
+        // Open containers live on the heap, so even a limit that does not bound
+        // anything cannot overflow the call stack.
+        let input = format!("{{\"a\":{}", "[{\"b\":".repeat(100_000));
+        assert_eq!(
+            parse_object(input.as_bytes(), usize::MAX),
+            Err(JsonError {
+                kind: JsonErrorKind::UnexpectedEnd,
+                offset: input.len()
+            })
+        );
+    }
+
+    #[test]
+    fn display_messages() {
+        let show = |kind, offset| JsonError { kind, offset }.to_string();
+        assert_eq!(
+            show(JsonErrorKind::DuplicateMember("aud".into()), 17),
+            "duplicate member `aud` at byte 17"
+        );
+        assert_eq!(
+            show(JsonErrorKind::TooDeep { limit: 64 }, 130),
+            "nesting deeper than 64 levels at byte 130"
+        );
+        assert_eq!(
+            show(JsonErrorKind::InvalidUtf8, 5),
+            "invalid UTF-8 at byte 5"
+        );
+        assert_eq!(
+            show(JsonErrorKind::NotAnObject, 0),
+            "top-level value is not an object at byte 0"
+        );
+        assert_eq!(
+            show(JsonErrorKind::UnexpectedEnd, 9),
+            "unexpected end of input at byte 9"
+        );
+        assert_eq!(
+            show(JsonErrorKind::UnexpectedByte(b'}'), 3),
+            "unexpected character `}` at byte 3"
+        );
+        assert_eq!(
+            show(JsonErrorKind::UnexpectedByte(0xEF), 0),
+            "unexpected byte `0xEF` at byte 0"
+        );
+        assert_eq!(
+            show(JsonErrorKind::UnexpectedByte(b' '), 4),
+            "unexpected byte `0x20` at byte 4"
+        );
+        assert_eq!(
+            show(JsonErrorKind::InvalidNumber, 6),
+            "invalid number at byte 6"
+        );
+        assert_eq!(
+            show(JsonErrorKind::InvalidEscape, 6),
+            "invalid escape sequence at byte 6"
+        );
+        assert_eq!(
+            show(JsonErrorKind::LoneSurrogate, 6),
+            "unpaired UTF-16 surrogate escape at byte 6"
+        );
+        assert_eq!(
+            show(JsonErrorKind::ControlCharacter, 7),
+            "unescaped control character in string at byte 7"
+        );
+        assert_eq!(
+            show(JsonErrorKind::TrailingData, 2),
+            "trailing data after the top-level object at byte 2"
+        );
+        // Names are escaped onto one line and cut short.
+        assert_eq!(
+            show(JsonErrorKind::DuplicateMember("a\nb`".into()), 1),
+            "duplicate member `a\\nb`` at byte 1"
+        );
+        let long = "x".repeat(100);
+        assert_eq!(
+            show(JsonErrorKind::DuplicateMember(long.into()), 1),
+            format!(
+                "duplicate member `{}…` at byte 1",
+                "x".repeat(MAX_NAME_IN_MESSAGE)
+            )
+        );
+        let error: Box<dyn std::error::Error> = Box::new(err(br#"{"a":1,"a":2}"#));
+        assert_eq!(error.to_string(), "duplicate member `a` at byte 7");
+    }
+
+    /// A small deterministic pseudo-random generator (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+            items[self.below(items.len())]
+        }
+    }
+
+    const NUMBERS: &[&str] = &[
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "12.5",
+        "1e10",
+        "1E+2",
+        "1e-2",
+        "-0.0e0",
+        "1700000000",
+        "1700000000.123456789",
+        "123456789012345678901234567890",
+        "1e308",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "0.000001",
+        "9007199254740993",
+    ];
+
+    const STRING_PIECES: &[&str] = &[
+        "a",
+        "Z",
+        "9",
+        " ",
+        "é",
+        "€",
+        "😀",
+        "\\n",
+        "\\\"",
+        "\\\\",
+        "\\/",
+        "\\b",
+        "\\f",
+        "\\r",
+        "\\t",
+        "\\u0000",
+        "\\u00e9",
+        "\\u20AC",
+        "\\ud83d\\ude00",
+        "\\uD83D\\uDE00",
+        "\u{7f}",
+        "'",
+    ];
+
+    fn whitespace(rng: &mut Rng, out: &mut String) {
+        if rng.below(3) == 0 {
+            out.push(rng.pick(&[' ', '\t', '\n', '\r']));
+        }
+    }
+
+    fn string(rng: &mut Rng, out: &mut String) {
+        out.push('"');
+        for _ in 0..rng.below(5) {
+            out.push_str(rng.pick(STRING_PIECES));
+        }
+        out.push('"');
+    }
+
+    fn value(rng: &mut Rng, depth: usize, out: &mut String) {
+        let choice = if depth >= 6 {
+            rng.below(4)
+        } else {
+            rng.below(7)
+        };
+        match choice {
+            0 => out.push_str(rng.pick(&["true", "false", "null"])),
+            1 => out.push_str(rng.pick(NUMBERS)),
+            2 | 3 => string(rng, out),
+            4 => {
+                out.push('[');
+                for i in 0..rng.below(4) {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    whitespace(rng, out);
+                    value(rng, depth + 1, out);
+                    whitespace(rng, out);
+                }
+                out.push(']');
+            }
+            _ => object(rng, depth + 1, out),
+        }
+    }
+
+    fn object(rng: &mut Rng, depth: usize, out: &mut String) {
+        out.push('{');
+        whitespace(rng, out);
+        for i in 0..rng.below(5) {
+            if i > 0 {
+                out.push(',');
+                whitespace(rng, out);
+            }
+            // Distinct names, sometimes written with escapes.
+            match rng.below(3) {
+                0 => out.push_str(&format!("\"k{i}\"")),
+                1 => out.push_str(&format!("\"\\u006B{i}\"")),
+                _ => out.push_str(&format!("\"{i}\\n{}\"", rng.pick(STRING_PIECES))),
+            }
+            whitespace(rng, out);
+            out.push(':');
+            whitespace(rng, out);
+            value(rng, depth, out);
+            whitespace(rng, out);
+        }
+        out.push('}');
+    }
+
+    /// Whether some number in `value` is beyond the range of an `f64`.
+    fn has_huge_number(value: &Json) -> bool {
+        match value {
+            Json::Number(n) => n.as_str().parse::<f64>().is_ok_and(f64::is_infinite),
+            Json::Array(items) => items.iter().any(has_huge_number),
+            Json::Object(o) => o.iter().any(|(_, v)| has_huge_number(v)),
+            _ => false,
+        }
+    }
+
+    /// Whether our value and serde_json's agree.
+    fn same(ours: &Json, theirs: &serde_json::Value) -> bool {
+        use serde_json::Value;
+        match (ours, theirs) {
+            (Json::Null, Value::Null) => true,
+            (Json::Bool(a), Value::Bool(b)) => a == b,
+            (Json::Number(a), Value::Number(b)) => {
+                let a = a.as_str().parse::<f64>().unwrap();
+                // serde_json's default float parsing may be off by an ulp.
+                a.is_infinite() || b.as_f64().is_none_or(|b| (a - b).abs() <= a.abs() * 1e-15)
+            }
+            (Json::String(a), Value::String(b)) => **a == **b,
+            (Json::Array(a), Value::Array(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same(a, b))
+            }
+            (Json::Object(a), Value::Object(b)) => same_object(a, b),
+            _ => false,
+        }
+    }
+
+    fn same_object(ours: &Object, theirs: &serde_json::Map<String, serde_json::Value>) -> bool {
+        ours.len() == theirs.len()
+            && ours
+                .iter()
+                .all(|(name, value)| theirs.get(name).is_some_and(|v| same(value, v)))
+    }
+
+    /// Checks that we accept exactly what serde_json accepts, apart from the
+    /// documented differences. Returns whether we accepted.
+    fn compare_with_serde_json(input: &[u8]) -> bool {
+        let ours = parse_object(input, DEPTH);
+        let theirs = serde_json::from_slice::<serde_json::Value>(input);
+        let shown = String::from_utf8_lossy(input);
+        match (&ours, &theirs) {
+            (Ok(object), Ok(value)) => {
+                let Some(map) = value.as_object() else {
+                    panic!("{shown:?}: serde_json gave a non-object {value:?}");
+                };
+                assert!(
+                    same_object(object, map),
+                    "{shown:?}: {object:?} vs {value:?}"
+                );
+            }
+            (Ok(object), Err(e)) => {
+                // serde_json without `arbitrary_precision` rejects numbers
+                // beyond f64; we keep their text.
+                assert!(
+                    object.iter().any(|(_, v)| has_huge_number(v)),
+                    "{shown:?}: we accept, serde_json says {e}"
+                );
+            }
+            (Err(e), Ok(value)) => {
+                let explained = match &e.kind {
+                    JsonErrorKind::DuplicateMember(_) => true,
+                    JsonErrorKind::NotAnObject => !value.is_object(),
+                    _ => false,
+                };
+                assert!(
+                    explained,
+                    "{shown:?}: we say {e}, serde_json accepts {value:?}"
+                );
+            }
+            (Err(_), Err(_)) => {}
+        }
+        ours.is_ok()
+    }
+
+    const HANDWRITTEN: &[&str] = &[
+        "{}",
+        " {} ",
+        r#"{"a":1}"#,
+        r#"{"a":[1,2,{"b":null}],"c":"\u00e9\ud83d\ude00"}"#,
+        r#"{"iss":"https://issuer.example","sub":"user","aud":["api","web"],"exp":1700000000,"nbf":1.7e9,"iat":1699999999.5}"#,
+        r#"{"alg":"RS256","kid":"abc","typ":"JWT"}"#,
+        r#"{"a":1e400}"#,
+        r#"{"a":-1e400}"#,
+        r#"{"a":1e-400}"#,
+        r#"{"a":"\/\b\f\n\r\t"}"#,
+        "{\"a\":\"\u{7f}\"}",
+        r#"{"":""}"#,
+        r#"{"a":[[[[[[[[[[]]]]]]]]]]}"#,
+        r#"{"a":1,}"#,
+        r#"{"a":[1,]}"#,
+        r#"{"a":01}"#,
+        r#"{"a":1.}"#,
+        r#"{"a":.5}"#,
+        r#"{"a":+1}"#,
+        r#"{"a":1e}"#,
+        r#"{"a":NaN}"#,
+        r#"{"a":Infinity}"#,
+        r#"{"a":"\x"}"#,
+        r#"{"a":"\ud800"}"#,
+        r#"{"a":"\udc00"}"#,
+        r#"{"a":"\ud800\u0041"}"#,
+        "{\"a\":\"\n\"}",
+        "{\"a\":\"\u{0}\"}",
+        "{\"a\":1}x",
+        "{} {}",
+        "[]",
+        "\"x\"",
+        "1",
+        "",
+        "\u{feff}{}",
+        "{\"a\":\u{c}1}",
+        "{'a':1}",
+        "{a:1}",
+        r#"{"a":tru}"#,
+        r#"{"a":nul}"#,
+        r#"{"a":true false}"#,
+        r#"{"a":1 /* comment */}"#,
+        r#"{"a" : 1 , "b" : [ 1 , 2 ] }"#,
+    ];
+
+    #[test]
+    fn agrees_with_serde_json_on_handwritten_inputs() {
+        let mut accepted = 0;
+        for input in HANDWRITTEN {
+            if compare_with_serde_json(input.as_bytes()) {
+                accepted += 1;
+            }
+        }
+        assert!(accepted >= 10 && accepted < HANDWRITTEN.len());
+        compare_with_serde_json(b"{\"a\":\"\xff\"}");
+        compare_with_serde_json(b"{\"a\":\"\xed\xa0\x80\"}");
+        compare_with_serde_json(b"{\"a\":\"\xc0\xaf\"}");
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_generated_inputs() {
+        const MUTATION_BYTES: &[u8] = b"{}[],:\"\\01-.eE+ \t\n\x0c\x00\x1f\xff\xefatnu";
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let (mut valid, mut mutated_accepted, mut mutated_rejected) = (0, 0, 0);
+        for _ in 0..400 {
+            let mut input = String::new();
+            whitespace(&mut rng, &mut input);
+            object(&mut rng, 1, &mut input);
+            whitespace(&mut rng, &mut input);
+            assert!(
+                compare_with_serde_json(input.as_bytes()),
+                "generated input rejected: {input:?}"
+            );
+            valid += 1;
+            for _ in 0..6 {
+                let mut bytes = input.as_bytes().to_vec();
+                let at = rng.below(bytes.len() + 1);
+                match rng.below(4) {
+                    0 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    1 if at < bytes.len() => bytes[at] = rng.pick(MUTATION_BYTES),
+                    2 => bytes.truncate(at),
+                    _ => bytes.insert(at, rng.pick(MUTATION_BYTES)),
+                }
+                if compare_with_serde_json(&bytes) {
+                    mutated_accepted += 1;
+                } else {
+                    mutated_rejected += 1;
+                }
+            }
+        }
+        assert_eq!(valid, 400);
+        // The mutations exercise both outcomes.
+        assert!(mutated_accepted > 100, "{mutated_accepted}");
+        assert!(mutated_rejected > 1000, "{mutated_rejected}");
+    }
+}

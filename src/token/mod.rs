@@ -1,0 +1,257 @@
+//! Strict compact-JWS decoding (DESIGN §4) and the proof that a signature was checked.
+//!
+//! [`decode`] turns text into an [`UnverifiedToken`]: size first, then exactly three canonical
+//! base64url segments, then strict JSON objects. Only [`UnverifiedToken::verify`] makes a
+//! [`VerifiedToken`], and claim rules take only a [`VerifiedToken`].
+
+pub(crate) mod json;
+pub(crate) mod numeric;
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+use crate::Algorithm;
+use crate::jwks::Key;
+use json::{Json, Object};
+
+/// Unpadded, canonical base64url (RFC 7515 §2): `=` padding, whitespace, the standard alphabet
+/// and non-zero trailing bits are all rejected, so each token has exactly one spelling.
+pub(crate) const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(false),
+);
+
+/// Header and payload JSON may nest at most this deep; deeper input is rejected, never recursed.
+pub(crate) const MAX_JSON_DEPTH: usize = 64;
+
+/// A part of a compact JWS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// The protected header.
+    Header,
+    /// The payload (claims).
+    Payload,
+    /// The signature.
+    Signature,
+}
+
+impl fmt::Display for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Header => "header",
+            Self::Payload => "payload",
+            Self::Signature => "signature",
+        })
+    }
+}
+
+/// Why a token could not be decoded. Every variant denies; none of them panics.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Larger than the policy's `limits.max_token_bytes`; nothing else was looked at.
+    #[error("token is {size} bytes; the limit is {limit}")]
+    TooLarge {
+        /// The token's length in bytes.
+        size: usize,
+        /// The policy's limit.
+        limit: usize,
+    },
+    /// A byte that is not ASCII (a compact JWS is base64url text and dots).
+    #[error("byte {offset} of the token is not ASCII")]
+    NotAscii {
+        /// Offset of the first non-ASCII byte.
+        offset: usize,
+    },
+    /// Not three `.`-separated segments.
+    #[error("token has {0} segments; a compact JWS has exactly 3")]
+    Segments(usize),
+    /// A segment is empty.
+    #[error("the {0} segment is empty")]
+    Empty(Segment),
+    /// A segment is not canonical unpadded base64url.
+    #[error("the {segment} segment is not canonical unpadded base64url: {problem}")]
+    Base64 {
+        /// Which segment.
+        segment: Segment,
+        /// What is wrong, e.g. an invalid byte and its offset.
+        problem: String,
+    },
+    /// The header or payload is not a strict JSON object.
+    #[error("the {segment} is not a strict JSON object: {problem}")]
+    Json {
+        /// Which segment.
+        segment: Segment,
+        /// What is wrong (duplicate member, nesting, UTF-8, syntax), with its byte offset.
+        problem: String,
+    },
+    /// A header parameter has the wrong type (`alg` missing or not a string, `kid` not a string...).
+    #[error("header parameter {0}")]
+    Header(String),
+}
+
+/// A decoded token whose signature has not been checked. Its claims are only used to find the
+/// issuer (and so the keys); rules never see them.
+#[derive(Debug)]
+pub(crate) struct UnverifiedToken<'t> {
+    signing_input: &'t str,
+    signature: &'t str,
+    header: Header,
+    claims: Object,
+}
+
+/// The header parameters the engine uses, type-checked, plus the whole header.
+#[derive(Debug)]
+pub(crate) struct Header {
+    pub(crate) alg: String,
+    pub(crate) kid: Option<String>,
+    pub(crate) typ: Option<String>,
+    /// `crit` as written, if present (checked against the policy by the engine).
+    pub(crate) crit: Option<Json>,
+    pub(crate) object: Object,
+}
+
+/// A token whose signature was verified with a key of the issuer it names. Only
+/// [`UnverifiedToken::verify`] constructs one.
+#[derive(Debug)]
+pub(crate) struct VerifiedToken {
+    header: Header,
+    claims: Object,
+}
+
+impl VerifiedToken {
+    /// The verified claims.
+    pub(crate) fn claims(&self) -> &Object {
+        &self.claims
+    }
+
+    /// The verified header.
+    #[allow(dead_code)]
+    pub(crate) fn header(&self) -> &Header {
+        &self.header
+    }
+}
+
+impl<'t> UnverifiedToken<'t> {
+    /// The header (unverified: used to pick and check the key, never to grant anything).
+    pub(crate) fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The unverified claims, used only to read `iss` and find that issuer's keys.
+    pub(crate) fn unverified_claims(&self) -> &Object {
+        &self.claims
+    }
+
+    /// Checks the signature with `key` for `alg`; only this makes a [`VerifiedToken`].
+    pub(crate) fn verify(self, key: &Key, alg: Algorithm) -> Option<VerifiedToken> {
+        key.verify(self.signing_input.as_bytes(), self.signature, alg)
+            .then_some(VerifiedToken {
+                header: self.header,
+                claims: self.claims,
+            })
+    }
+}
+
+/// Decodes `token` strictly, rejecting anything over `max_bytes` before looking at it.
+pub(crate) fn decode(token: &[u8], max_bytes: usize) -> Result<UnverifiedToken<'_>, TokenError> {
+    if token.len() > max_bytes {
+        return Err(TokenError::TooLarge {
+            size: token.len(),
+            limit: max_bytes,
+        });
+    }
+    // A compact JWS is base64url and dots: ASCII. Anything else is rejected here, by position.
+    let token = match std::str::from_utf8(token) {
+        Ok(text) if text.is_ascii() => text,
+        _ => {
+            let offset = token.iter().position(|b| !b.is_ascii()).unwrap_or(0);
+            return Err(TokenError::NotAscii { offset });
+        }
+    };
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Segments(token.split('.').count()));
+    };
+    let header_bytes = segment(header_b64, Segment::Header)?;
+    let payload_bytes = segment(payload_b64, Segment::Payload)?;
+    // The signature's bytes are decoded again by the crypto backend; here we only insist that
+    // the text is canonical, so one token has one spelling.
+    segment(signature, Segment::Signature)?;
+    let header =
+        json::parse_object(&header_bytes, MAX_JSON_DEPTH).map_err(|e| TokenError::Json {
+            segment: Segment::Header,
+            problem: e.to_string(),
+        })?;
+    let claims =
+        json::parse_object(&payload_bytes, MAX_JSON_DEPTH).map_err(|e| TokenError::Json {
+            segment: Segment::Payload,
+            problem: e.to_string(),
+        })?;
+    let header = read_header(header)?;
+    let signing_input = token
+        .get(..header_b64.len() + 1 + payload_b64.len())
+        .unwrap_or("");
+    Ok(UnverifiedToken {
+        signing_input,
+        signature,
+        header,
+        claims,
+    })
+}
+
+fn segment(text: &str, segment: Segment) -> Result<Vec<u8>, TokenError> {
+    if text.is_empty() {
+        return Err(TokenError::Empty(segment));
+    }
+    BASE64URL.decode(text).map_err(|e| {
+        let problem = match e {
+            base64::DecodeError::InvalidByte(offset, byte) => {
+                format!(
+                    "byte `{}` at offset {offset}",
+                    char::from(byte).escape_default()
+                )
+            }
+            base64::DecodeError::InvalidLength(len) => {
+                format!("{len} symbols is not a valid length")
+            }
+            base64::DecodeError::InvalidLastSymbol { offset, .. } => {
+                format!("the last symbol (offset {offset}) has non-zero trailing bits")
+            }
+            base64::DecodeError::InvalidPadding => "`=` padding is not allowed".into(),
+        };
+        TokenError::Base64 { segment, problem }
+    })
+}
+
+fn read_header(object: Object) -> Result<Header, TokenError> {
+    let string = |name: &str| -> Result<Option<String>, TokenError> {
+        match object.get(name) {
+            None => Ok(None),
+            Some(Json::String(s)) => Ok(Some(s.to_string())),
+            Some(other) => Err(TokenError::Header(format!(
+                "`{name}` is {}, not a string",
+                other.type_name()
+            ))),
+        }
+    };
+    let alg = string("alg")?.ok_or_else(|| TokenError::Header("`alg` is missing".into()))?;
+    let kid = string("kid")?;
+    let typ = string("typ")?;
+    let crit = object.get("crit").cloned();
+    Ok(Header {
+        alg,
+        kid,
+        typ,
+        crit,
+        object,
+    })
+}
