@@ -33,3 +33,23 @@ pub enum Error {
     #[error(transparent)]
     Keys(#[from] KeyError),
 }
+
+/// An I/O error as one lowercase phrase for messages ("file not found", not "No such file or
+/// directory (os error 2)").
+pub(crate) fn io_message(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => "file not found".into(),
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        ErrorKind::InvalidData => "not UTF-8 text".into(),
+        ErrorKind::IsADirectory => "is a directory".into(),
+        _ => {
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text);
+            let mut chars = text.chars();
+            chars
+                .next()
+                .map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
+        }
+    }
+}

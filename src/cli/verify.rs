@@ -84,8 +84,13 @@ fn try_run(args: &Args) -> Result<u8, String> {
     let token = match (&args.token, &args.token_file) {
         (Some(token), _) => token.as_bytes().to_vec(),
         (None, Some(path)) => {
-            let mut bytes = std::fs::read(path)
-                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+            let mut bytes = std::fs::read(path).map_err(|e| {
+                format!(
+                    "cannot read `{}`: {}",
+                    path.display(),
+                    crate::io_message(&e)
+                )
+            })?;
             strip_line_ending(&mut bytes);
             bytes
         }
@@ -109,8 +114,13 @@ fn batch(
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        let file = std::fs::File::open(path)
-            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let file = std::fs::File::open(path).map_err(|e| {
+            format!(
+                "cannot read `{}`: {}",
+                path.display(),
+                crate::io_message(&e)
+            )
+        })?;
         Box::new(std::io::BufReader::new(file))
     };
     let mut line = Vec::new();
@@ -118,9 +128,13 @@ fn batch(
     let mut number = 0usize;
     loop {
         line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let n = reader.read_until(b'\n', &mut line).map_err(|e| {
+            format!(
+                "cannot read `{}`: {}",
+                path.display(),
+                crate::io_message(&e)
+            )
+        })?;
         if n == 0 {
             break;
         }

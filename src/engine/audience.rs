@@ -6,46 +6,37 @@ use crate::engine::decision::Reason;
 use crate::policy::{AudienceRule, Match, Presence, ValueFormat};
 use crate::token::json::{Json, Object};
 
-/// The values of `aud`: a string, or a non-empty array of strings (RFC 7519 §4.1.3).
-fn audiences(claims: &Object) -> Result<Vec<&str>, Failure> {
-    let invalid = |observed: String| Failure {
-        reason: Reason::InvalidClaim,
-        expected: "`aud` as a string or a non-empty array of strings".into(),
-        detail: "`aud` is malformed".into(),
-        observed,
+/// The values of `aud` or `resource`: a string, or a non-empty array of strings
+/// (RFC 7519 §4.1.3, RFC 8707). `Ok(None)` when absent.
+fn string_or_array<'a>(claims: &'a Object, name: &str) -> Result<Option<Vec<&'a str>>, Failure> {
+    let Some(value) = claims.get(name) else {
+        return Ok(None);
     };
-    match claims.get("aud") {
-        None => Err(Failure {
-            reason: Reason::MissingClaim,
-            expected: "claim `aud`".into(),
-            observed: "absent".into(),
-            detail: "the token names no audience".into(),
-        }),
-        Some(Json::Array(items)) if items.is_empty() => Err(invalid("an empty array".into())),
-        Some(value) => values(value, ValueFormat::StringOrArray).map_err(invalid),
-    }
-}
-
-/// The values of the `resource` claim, `Ok(None)` when absent.
-fn resources(claims: &Object) -> Result<Option<Vec<&str>>, Failure> {
-    match claims.get("resource") {
-        None => Ok(None),
-        Some(Json::Array(items)) if items.is_empty() => {
-            Err(invalid_resource("an empty array".into()))
-        }
-        Some(value) => values(value, ValueFormat::StringOrArray)
-            .map(Some)
-            .map_err(invalid_resource),
-    }
-}
-
-fn invalid_resource(observed: String) -> Failure {
-    Failure {
+    let invalid = |why: String| Failure {
         reason: Reason::InvalidClaim,
-        expected: "`resource` as a string or a non-empty array of strings".into(),
-        detail: "`resource` is malformed".into(),
-        observed,
+        expected: format!("`{name}` as a string or a non-empty array of strings"),
+        observed: show(value),
+        detail: format!("`{name}` {why}"),
+    };
+    match value {
+        Json::Array(items) if items.is_empty() => Err(invalid("must not be an empty array".into())),
+        value => values(value, ValueFormat::StringOrArray)
+            .map(Some)
+            .map_err(invalid),
     }
+}
+
+fn audiences(claims: &Object) -> Result<Vec<&str>, Failure> {
+    string_or_array(claims, "aud")?.ok_or_else(|| Failure {
+        reason: Reason::MissingClaim,
+        expected: "claim `aud`".into(),
+        observed: "absent".into(),
+        detail: "the token names no audience".into(),
+    })
+}
+
+fn resources(claims: &Object) -> Result<Option<Vec<&str>>, Failure> {
+    string_or_array(claims, "resource")
 }
 
 fn show_list(values: &[&str]) -> String {

@@ -45,8 +45,13 @@ pub(crate) fn values<'a>(value: &'a Json, format: ValueFormat) -> Result<Vec<&'a
         items
             .iter()
             .map(|item| {
-                item.as_str()
-                    .ok_or_else(|| format!("an array holding {}", item.type_name()))
+                item.as_str().ok_or_else(|| {
+                    format!(
+                        "must be {}, not an array holding {}",
+                        format_name(format),
+                        a(item)
+                    )
+                })
             })
             .collect()
     };
@@ -61,11 +66,19 @@ pub(crate) fn values<'a>(value: &'a Json, format: ValueFormat) -> Result<Vec<&'a
             Json::Array(items),
             ValueFormat::Array | ValueFormat::StringOrArray | ValueFormat::SpaceDelimitedOrArray,
         ) => array(items),
-        (other, format) => Err(format!(
-            "{} where {} is expected",
-            other.type_name(),
-            format_name(format)
-        )),
+        (other, format) => Err(format!("must be {}, not {}", format_name(format), a(other))),
+    }
+}
+
+/// The type of a JSON value with its article, for messages: "an array", "a number", "null".
+pub(crate) fn a(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
 
@@ -171,22 +184,19 @@ pub(crate) fn check(claims: &Object, c: &Constraint) -> Result<String, Failure> 
                 }
             }
             ClaimTest::Contains(want, format) => {
-                let have = values(value, *format)
-                    .map_err(|e| fail(format!("must be {}, not {e}", format_name(*format))))?;
+                let have = values(value, *format).map_err(fail)?;
                 if !have.contains(&want.as_str()) {
                     return Err(fail(format!("must contain `{want}`")));
                 }
             }
             ClaimTest::ContainsAny(wants, format) => {
-                let have = values(value, *format)
-                    .map_err(|e| fail(format!("must be {}, not {e}", format_name(*format))))?;
+                let have = values(value, *format).map_err(fail)?;
                 if !wants.iter().any(|w| have.contains(&w.as_str())) {
                     return Err(fail(format!("must contain one of {}", quoted(wants))));
                 }
             }
             ClaimTest::ContainsAll(wants, format) => {
-                let have = values(value, *format)
-                    .map_err(|e| fail(format!("must be {}, not {e}", format_name(*format))))?;
+                let have = values(value, *format).map_err(fail)?;
                 let missing: Vec<String> = wants
                     .iter()
                     .filter(|w| !have.contains(&w.as_str()))

@@ -4,8 +4,8 @@ use crate::Algorithm;
 use crate::engine::Failure;
 use crate::engine::decision::Reason;
 use crate::policy::HeaderRules;
-use crate::token::Header;
 use crate::token::json::Json;
+use crate::token::{Header, REGISTERED_HEADER_PARAMETERS};
 
 /// The header's `alg`, if it is one the issuer allows (exact, case-sensitive; never `none`).
 pub(crate) fn algorithm(header: &Header, allowed: &[Algorithm]) -> Result<Algorithm, Failure> {
@@ -50,9 +50,6 @@ pub(crate) fn typ(header: &Header, rules: &HeaderRules) -> Option<Result<String,
 /// `crit` (RFC 7515 §4.1.11): a non-empty array of names, each present in the header, none a
 /// registered parameter, and each one the embedding service says it processes.
 pub(crate) fn crit(header: &Header, rules: &HeaderRules) -> Result<String, Failure> {
-    const REGISTERED: [&str; 11] = [
-        "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit",
-    ];
     let Some(crit) = &header.crit else {
         return Ok("no `crit`".into());
     };
@@ -94,7 +91,7 @@ pub(crate) fn crit(header: &Header, rules: &HeaderRules) -> Result<String, Failu
         }
     };
     for name in &names {
-        if REGISTERED.contains(name) {
+        if REGISTERED_HEADER_PARAMETERS.contains(name) {
             return Err(fail(
                 format!("`crit` names `{name}`"),
                 format!("`{name}` is a registered parameter and must not be in `crit`"),

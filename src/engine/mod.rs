@@ -325,8 +325,13 @@ fn read_secret(source: &SecretSource) -> Result<Vec<u8>, KeyError> {
             .ok_or_else(|| KeyError::Secret(format!("environment variable `{name}` is not set")))?
             .into_encoded_bytes(),
         SecretSource::File(path) => {
-            let mut bytes = std::fs::read(path)
-                .map_err(|e| KeyError::Secret(format!("file `{}`: {e}", path.display())))?;
+            let mut bytes = std::fs::read(path).map_err(|e| {
+                KeyError::Secret(format!(
+                    "file `{}`: {}",
+                    path.display(),
+                    crate::io_message(&e)
+                ))
+            })?;
             if bytes.last() == Some(&b'\n') {
                 bytes.pop();
                 if bytes.last() == Some(&b'\r') {

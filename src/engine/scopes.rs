@@ -17,7 +17,7 @@ pub(crate) fn granted<'a>(claims: &'a Object, rules: &ScopeRules) -> Result<Vec<
             reason: Reason::InvalidClaim,
             expected: format!("`{claim}` as {}", format.as_str()),
             observed: show(value),
-            detail: format!("`{claim}` is {why}"),
+            detail: format!("`{claim}` {why}"),
         })?;
         for scope in list {
             if !out.contains(&scope) {

@@ -197,8 +197,8 @@ impl KeySet {
     /// `verify`, symmetric `oct` keys, other key types or curves) are skipped and listed in
     /// [`KeySet::skipped`]; a malformed key is an error naming it.
     pub fn from_jwks(bytes: &[u8]) -> Result<KeySet, KeyError> {
-        let root =
-            json::parse_object(bytes, MAX_JWKS_DEPTH).map_err(|e| KeyError::Json(e.to_string()))?;
+        let root = json::parse_object(bytes, MAX_JWKS_DEPTH)
+            .map_err(|e| KeyError::Json(e.at_line(bytes)))?;
         let keys = match root.get("keys") {
             Some(Json::Array(keys)) => keys,
             Some(other) => {
@@ -270,7 +270,7 @@ impl KeySet {
             JwksSource::File(path) => {
                 let bytes = std::fs::read(path).map_err(|e| KeyError::Io {
                     path: path.clone(),
-                    message: e.to_string(),
+                    message: crate::io_message(&e),
                 })?;
                 KeySet::from_jwks(&bytes)
             }

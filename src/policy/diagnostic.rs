@@ -102,8 +102,9 @@ pub struct Diagnostic {
     pub kind: DiagnosticKind,
     /// One lowercase line, user values in backticks.
     pub message: String,
-    /// Byte range in the policy text the problem is about.
-    pub span: Range<usize>,
+    /// Byte range in the policy text the problem is about; `None` when it is about the policy as
+    /// a whole (something missing rather than something written).
+    pub span: Option<Range<usize>>,
     /// What to do about it, if there is something useful to say.
     pub help: Option<String>,
 }
@@ -119,7 +120,7 @@ impl Diagnostic {
             severity: Severity::Error,
             kind,
             message: message.into(),
-            span,
+            span: Some(span),
             help: None,
         }
     }
@@ -134,7 +135,22 @@ impl Diagnostic {
             severity: Severity::Warning,
             kind,
             message: message.into(),
-            span,
+            span: Some(span),
+            help: None,
+        }
+    }
+
+    /// A diagnostic about the policy as a whole (something missing rather than written).
+    pub(crate) fn whole_file(
+        severity: Severity,
+        kind: DiagnosticKind,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            severity,
+            kind,
+            message: message.into(),
+            span: None,
             help: None,
         }
     }
@@ -234,34 +250,40 @@ impl SourceFile {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let (line, col) = self.line_col(diagnostic.span.start);
+        let header = format!(
+            "{severity}[{}]: {}\n",
+            diagnostic.kind.code(),
+            diagnostic.message
+        );
+        let help = |pad: &str| match &diagnostic.help {
+            Some(help) => format!("{pad} = help: {help}\n"),
+            None => String::new(),
+        };
+        // About the whole policy: a location to jump to, but no source line to point into.
+        let Some(span) = &diagnostic.span else {
+            return format!("{header} --> {}:1:1\n{}", self.name, help(""));
+        };
+        let (line, col) = self.line_col(span.start);
         let text = self.line_text(line);
         let number = line.to_string();
         let pad = " ".repeat(number.len());
-        // Carets under the span, clipped to the first line; at least one.
+        // Carets under the span, clipped to its first line; at least one.
         let line_start = self.line_starts.get(line - 1).copied().unwrap_or(0);
-        let line_end = line_start + text.len();
-        let end = diagnostic
-            .span
+        let end = span
             .end
-            .clamp(diagnostic.span.start, line_end.max(diagnostic.span.start));
+            .clamp(span.start, (line_start + text.len()).max(span.start));
         let width = self
             .text
-            .get(self.floor_char_boundary(diagnostic.span.start)..self.floor_char_boundary(end))
+            .get(self.floor_char_boundary(span.start)..self.floor_char_boundary(end))
             .map_or(0, |s| s.chars().count())
             .max(1);
-        let mut out = format!(
-            "{severity}[{code}]: {message}\n{pad}--> {name}:{line}:{col}\n{pad} |\n{number} | {text}\n{pad} | {indent}{carets}\n",
-            code = diagnostic.kind.code(),
-            message = diagnostic.message,
+        format!(
+            "{header}{pad}--> {name}:{line}:{col}\n{pad} |\n{number} | {text}\n{pad} | {indent}{carets}\n{help}",
             name = self.name,
             indent = " ".repeat(col - 1),
             carets = "^".repeat(width),
-        );
-        if let Some(help) = &diagnostic.help {
-            out.push_str(&format!("{pad} = help: {help}\n"));
-        }
-        out
+            help = help(&pad),
+        )
     }
 }
 

@@ -60,9 +60,8 @@ pub(crate) fn hmac(r: &mut Reader, alg: &Located<Algorithm>) {
 
 fn audience(r: &mut Reader, policy: &Policy) {
     let Some(audience) = &policy.audience else {
-        r.warn(
+        r.file_warn(
             DiagnosticKind::NoAudienceRule,
-            0..0,
             "the policy has no `[audience]` rule: tokens issued for any audience are accepted",
             "add `[audience]` with `accept = [{ value = \"${resource_url}\" }]`",
         );
@@ -90,10 +89,13 @@ fn audience(r: &mut Reader, policy: &Policy) {
                     DiagnosticKind::UnsatisfiableRule,
                     alt.span.clone(),
                     format!(
-                        "audience `{}` needs `resource` to name `{resource}`, but the `resource` claim must name `{}`",
+                        "audience `{}` needs `resource` to name `{resource}`, but the `resource` claim must also name `{}`",
                         alt.value, policy.resource_url
                     ),
-                    "no token can match this alternative: use `resource = \"${resource_url}\"`",
+                    format!(
+                        "only tokens whose `resource` names both `{resource}` and `{}` can match: did you mean `resource = \"${{resource_url}}\"`?",
+                        policy.resource_url
+                    ),
                 );
         }
     }
@@ -121,10 +123,7 @@ fn regexes(r: &mut Reader, policy: &Policy) {
                     "regex `{}` is not anchored: it matches values that merely contain a match",
                     p.source
                 ),
-                format!(
-                    "anchor it at both ends: `^{}$`",
-                    p.source.trim_start_matches('^').trim_end_matches('$')
-                ),
+                anchoring_help(&p.source),
             );
         }
     }
@@ -151,18 +150,73 @@ fn must_match_in_condition<'p>(c: &'p Condition, positive: bool, out: &mut Vec<&
     }
 }
 
+/// Whether a pattern matches only whole values: `^` (or `\A`) first, `$` (or `\z`) last, and no
+/// top-level `|` (in `^a|b$` the anchors bind to one alternative each).
 fn is_anchored(source: &str) -> bool {
+    let (starts, ends) = anchors(source);
+    starts && ends && !has_top_level_alternation(source)
+}
+
+fn anchors(source: &str) -> (bool, bool) {
     let starts = source.starts_with('^') || source.starts_with("\\A");
     let ends = (source.ends_with('$') && !source.ends_with("\\$")) || source.ends_with("\\z");
-    starts && ends
+    (starts, ends)
+}
+
+fn has_top_level_alternation(source: &str) -> bool {
+    let (mut depth, mut in_class, mut escaped) = (0usize, false, false);
+    for c in source.chars() {
+        match (escaped, in_class, c) {
+            (true, _, _) => escaped = false,
+            (false, _, '\\') => escaped = true,
+            (false, true, ']') => in_class = false,
+            (false, true, _) => {}
+            (false, false, '[') => in_class = true,
+            (false, false, '(') => depth += 1,
+            (false, false, ')') => depth = depth.saturating_sub(1),
+            (false, false, '|') if depth == 0 => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Advice that keeps what the pattern means: the whole-value form, and the explicit partial form
+/// for when a partial match was intended.
+fn anchoring_help(source: &str) -> String {
+    let (starts, ends) = anchors(source);
+    let core = if starts {
+        source.trim_start_matches('^').trim_start_matches("\\A")
+    } else {
+        source
+    };
+    let core = if ends {
+        core.trim_end_matches('$').trim_end_matches("\\z")
+    } else {
+        core
+    };
+    if has_top_level_alternation(source) {
+        return format!(
+            "`|` splits the anchors between the alternatives: group them, `^(?:{core})$`"
+        );
+    }
+    let partial = format!(
+        "{}(?:{core}){}",
+        if starts { "^" } else { "^.*" },
+        if ends { "$" } else { ".*$" }
+    );
+    format!(
+        "to match whole values write `^(?:{core})$`; if a partial match is intended, say so: `{partial}`"
+    )
 }
 
 fn rules(r: &mut Reader, policy: &Policy) {
     for rule in &policy.rules {
-        if let Some(why) = rule.when.as_ref().and_then(never_holds) {
+        if let (Some(why), Some(span)) = (rule.when.as_ref().and_then(never_holds), &rule.when_span)
+        {
             r.warn(
                 DiagnosticKind::UnsatisfiableRule,
-                rule.span.clone(),
+                span.clone(),
                 format!(
                     "rule `{}` can never apply: its `when` never holds ({why})",
                     rule.name
@@ -173,7 +227,7 @@ fn rules(r: &mut Reader, policy: &Policy) {
         if let Some(why) = never_holds(&rule.require) {
             r.warn(
                 DiagnosticKind::UnsatisfiableRule,
-                rule.span.clone(),
+                rule.require_span.clone(),
                 format!(
                     "rule `{}` can never pass: its `require` never holds ({why})",
                     rule.name
@@ -302,8 +356,20 @@ mod tests {
     fn anchoring() {
         assert!(is_anchored("^a$"));
         assert!(is_anchored("\\Aa\\z"));
+        assert!(is_anchored("^(?:a|b)$"));
+        assert!(is_anchored("^[|]$"));
+        assert!(is_anchored("^a\\|b$"));
         assert!(!is_anchored("^a"));
         assert!(!is_anchored("a$"));
         assert!(!is_anchored("^a\\$"));
+        assert!(!is_anchored("^admin|user$"));
+    }
+
+    #[test]
+    fn anchoring_help_keeps_the_meaning() {
+        assert!(anchoring_help("@example\\.com$").ends_with("`^.*(?:@example\\.com)$`"));
+        assert!(anchoring_help("^mcp-").ends_with("`^(?:mcp-).*$`"));
+        assert!(anchoring_help("admin").contains("`^(?:admin)$`"));
+        assert!(anchoring_help("^admin|user$").contains("`^(?:admin|user)$`"));
     }
 }

@@ -27,11 +27,12 @@ impl Policy {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) => {
-                let diagnostic = Diagnostic::error(
+                let diagnostic = Diagnostic::whole_file(
+                    Severity::Error,
                     DiagnosticKind::Io,
-                    0..0,
-                    format!("cannot read policy `{name}`: {e}"),
-                );
+                    format!("cannot read policy `{name}`: {}", crate::io_message(&e)),
+                )
+                .with_help("a policy is a UTF-8 TOML file; check the path");
                 return Err(PolicyError::new(
                     Arc::new(SourceFile::new(name, "")),
                     vec![diagnostic],

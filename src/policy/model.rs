@@ -215,7 +215,10 @@ pub(crate) struct Rule {
     pub(crate) description: Option<String>,
     pub(crate) when: Option<Condition>,
     pub(crate) require: Condition,
-    pub(crate) span: Range<usize>,
+    /// Where `when` is written, if it is.
+    pub(crate) when_span: Option<Range<usize>>,
+    /// Where `require` is written.
+    pub(crate) require_span: Range<usize>,
 }
 
 /// One accepted audience value, with its guard.

@@ -1,4 +1,8 @@
 //! Reads the spanned TOML tree into a validated [`Policy`], reporting every problem found.
+//!
+//! Each `read_*` function reads one table: it asks for every key it knows (so [`Table::finish`]
+//! can report the others), records what is wrong, and returns `None` when its part cannot be
+//! used. Reading goes on after an error, so one run reports everything.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,7 +12,7 @@ use toml::de::{DeTable, DeValue};
 use super::diagnostic::{DiagnosticKind, PolicyError, Severity, SourceFile};
 use super::lint;
 use super::model::*;
-use super::reader::{Located, Reader, Table, Value};
+use super::reader::{Located, Reader, Table, Value, ticks, type_name};
 use crate::Algorithm;
 
 /// The default maximum token size (DESIGN §4).
@@ -46,17 +50,39 @@ const TYPES: &[(&str, JsonType)] = &[
     ("null", JsonType::Null),
 ];
 
+/// The keys of a claim constraint (shared by `claims.constraints` and rule conditions).
+const CONSTRAINT_KEYS: [&str; 14] = [
+    "claim",
+    "path",
+    "format",
+    "if_present",
+    "present",
+    "equals",
+    "one_of",
+    "prefix",
+    "suffix",
+    "regex",
+    "contains",
+    "contains_any",
+    "contains_all",
+    "type",
+];
+
+/// The keys that combine conditions.
+const COMBINATORS: [&str; 3] = ["all", "any", "not"];
+
+/// Conditions nest at most this deep, so evaluation recursion is bounded by the policy's author.
+const MAX_CONDITION_DEPTH: usize = 16;
+
 /// Parses and validates policy text. `base_dir` resolves relative file paths in the policy.
 pub(crate) fn parse(source: Arc<SourceFile>, base_dir: &Path) -> Result<Policy, PolicyError> {
     let mut reader = Reader::default();
     let (root, syntax_errors) = DeTable::parse_recoverable(source.text());
     for error in &syntax_errors {
-        reader.error(
-            DiagnosticKind::Syntax,
-            error.span().unwrap_or(0..0),
-            error.message().trim().to_owned(),
-            None,
-        );
+        let span = error.span().unwrap_or(0..0);
+        let (message, help) =
+            syntax_message(error.message().trim(), source.text().get(span.clone()));
+        reader.error(DiagnosticKind::Syntax, span, message, help);
     }
     let policy = if syntax_errors.is_empty() {
         read_policy(&mut reader, root.get_ref(), base_dir, &source)
@@ -66,7 +92,11 @@ pub(crate) fn parse(source: Arc<SourceFile>, base_dir: &Path) -> Result<Policy, 
         None
     };
     let mut diagnostics = reader.diagnostics;
-    diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
+    // File order; at one place, errors before warnings.
+    diagnostics.sort_by_key(|d| {
+        let at = d.span.as_ref().map_or((0, 0), |s| (s.start, s.end));
+        (at, std::cmp::Reverse(d.severity))
+    });
     match policy {
         Some(mut policy) if !diagnostics.iter().any(|d| d.severity == Severity::Error) => {
             policy.warnings = diagnostics;
@@ -74,6 +104,24 @@ pub(crate) fn parse(source: Arc<SourceFile>, base_dir: &Path) -> Result<Policy, 
         }
         _ => Err(PolicyError::new(source, diagnostics)),
     }
+}
+
+/// The toml crate's message, made specific where it can be, with advice.
+fn syntax_message(message: &str, text: Option<&str>) -> (String, String) {
+    let text = text.unwrap_or("").trim();
+    if message == "duplicate key" && !text.is_empty() {
+        return (
+            format!("duplicate key `{text}`"),
+            "each key may appear once in a table: remove or rename one of them".into(),
+        );
+    }
+    if message.contains("string values must be quoted") {
+        return (message.to_owned(), "quote it: `\"...\"`".into());
+    }
+    (
+        message.to_owned(),
+        "the policy must be valid TOML (https://toml.io)".into(),
+    )
 }
 
 fn read_policy(
@@ -93,21 +141,21 @@ fn read_policy(
         r.error(
             DiagnosticKind::InvalidValue,
             v.span(),
-            format!("unsupported policy version {n}"),
-            Some("this release reads `version = 1`".into()),
+            format!("unsupported policy version `{n}`"),
+            "this release reads `version = 1`",
         );
     }
-    let resource = t.get("resource").and_then(|v| read_resource(r, v));
-    if resource.is_none() && !t.has("resource") {
-        r.error(
-            DiagnosticKind::MissingKey,
-            0..0,
-            "the policy has no `[resource]` table",
-            Some(
-                "add `[resource]` with `url = \"https://...\"`, this server's resource URL".into(),
-            ),
-        );
-    }
+    let resource = match t.get("resource") {
+        Some(v) => read_resource(r, v),
+        None => {
+            r.file_error(
+                DiagnosticKind::MissingKey,
+                "the policy has no `[resource]` table",
+                "add `[resource]` with `url = \"https://...\"`, this server's resource URL",
+            );
+            None
+        }
+    };
     let max_token_bytes = match t.get("limits") {
         Some(v) => read_limits(r, v),
         None => Some(DEFAULT_MAX_TOKEN_BYTES),
@@ -127,11 +175,10 @@ fn read_policy(
     let issuers = match t.get("issuers") {
         Some(v) => read_issuers(r, v, base_dir),
         None => {
-            r.error(
+            r.file_error(
                 DiagnosticKind::MissingKey,
-                0..0,
                 "the policy trusts no issuer",
-                Some("add an `[[issuers]]` table with `iss`, `algorithms` and a key source".into()),
+                "add an `[[issuers]]` table with `iss`, `algorithms` and a key source",
             );
             None
         }
@@ -191,8 +238,23 @@ fn read_policy(
         warnings: Vec::new(),
         source: source.clone(),
     };
-    lint::lint(r, &policy);
+    // The lints that weigh the whole policy are only meaningful for one that is otherwise valid.
+    if !r.has_errors() {
+        lint::lint(r, &policy);
+    }
     Some(policy)
+}
+
+/// Reads an optional key with `read`, or gives `default` when it is absent.
+fn or_default<T>(
+    value: Option<&Value<'_>>,
+    default: T,
+    read: impl FnOnce(&Value<'_>) -> Option<T>,
+) -> Option<T> {
+    match value {
+        Some(v) => read(v),
+        None => Some(default),
+    }
 }
 
 fn read_resource(r: &mut Reader, v: &Value<'_>) -> Option<(String, Vec<String>, Presence)> {
@@ -202,18 +264,16 @@ fn read_resource(r: &mut Reader, v: &Value<'_>) -> Option<(String, Vec<String>, 
             .nonempty_string(v, "resource.url")
             .and_then(|url| check_uri(r, url)),
         None => {
-            r.missing(&t, "url", "\"https://mcp.example.com/mcp\"");
+            t.missing("url", "\"https://mcp.example.com/mcp\"");
             None
         }
     };
-    let scopes = match t.get("scopes_supported") {
-        Some(v) => r.strings(v, "resource.scopes_supported").map(values),
-        None => Some(Vec::new()),
-    };
-    let claim = match t.get("claim") {
-        Some(v) => r.choice(v, "resource.claim", PRESENCE),
-        None => Some(Presence::Optional),
-    };
+    let scopes = or_default(t.get("scopes_supported"), Vec::new(), |v| {
+        r.strings(v, "resource.scopes_supported").map(values)
+    });
+    let claim = or_default(t.get("claim"), Presence::Optional, |v| {
+        r.choice(v, "resource.claim", PRESENCE)
+    });
     t.finish(r);
     Some((url?, scopes?, claim?))
 }
@@ -235,7 +295,7 @@ fn check_uri(r: &mut Reader, url: Located<String>) -> Option<String> {
                 "`resource.url` must be an absolute URI without a fragment, found `{}`",
                 url.value
             ),
-            Some("RFC 8707 resource indicators look like `https://mcp.example.com/mcp`".into()),
+            "RFC 8707 resource indicators look like `https://mcp.example.com/mcp`",
         );
         return None;
     }
@@ -244,32 +304,48 @@ fn check_uri(r: &mut Reader, url: Located<String>) -> Option<String> {
 
 fn read_limits(r: &mut Reader, v: &Value<'_>) -> Option<u64> {
     let mut t = r.table(v, "[limits]")?;
-    let max = match t.get("max_token_bytes") {
-        Some(v) => r.count(v, "limits.max_token_bytes", 64, 1 << 20),
-        None => Some(DEFAULT_MAX_TOKEN_BYTES),
-    };
+    let max = or_default(t.get("max_token_bytes"), DEFAULT_MAX_TOKEN_BYTES, |v| {
+        r.count(v, "limits.max_token_bytes", 64, 1 << 20)
+    });
     t.finish(r);
     max
 }
 
 fn read_header(r: &mut Reader, v: &Value<'_>) -> Option<HeaderRules> {
     let mut t = r.table(v, "[header]")?;
-    let typ = match t.get("typ") {
-        Some(v) => r.strings(v, "header.typ").map(|list| {
+    let typ = or_default(t.get("typ"), Vec::new(), |v| {
+        r.strings(v, "header.typ").map(|list| {
             list.into_iter()
                 .map(|s| s.value.to_ascii_lowercase())
                 .collect()
-        }),
-        None => Some(Vec::new()),
-    };
-    let kid = match t.get("kid") {
-        Some(v) => r.choice(v, "header.kid", KID_PRESENCE),
-        None => Some(Presence::Required),
-    };
-    let crit = match t.get("crit") {
-        Some(v) => r.strings(v, "header.crit").map(values),
-        None => Some(Vec::new()),
-    };
+        })
+    });
+    let kid = or_default(t.get("kid"), Presence::Required, |v| {
+        r.choice(v, "header.kid", KID_PRESENCE)
+    });
+    let crit = or_default(t.get("crit"), Vec::new(), |v| {
+        let names = r.strings(v, "header.crit")?;
+        let mut ok = true;
+        for name in &names {
+            let problem = if crate::token::REGISTERED_HEADER_PARAMETERS
+                .contains(&name.value.as_str())
+            {
+                "is a registered header parameter, which `crit` never lists (RFC 7515 §4.1.11)"
+            } else if name.value == "b64" {
+                "changes how the signature is computed (RFC 7797), which jwt-policy does not implement"
+            } else {
+                continue;
+            };
+            r.error(
+                DiagnosticKind::InvalidValue,
+                name.span.clone(),
+                format!("`{}` {problem}", name.value),
+                "list only extensions your service processes itself",
+            );
+            ok = false;
+        }
+        ok.then(|| values(names))
+    });
     t.finish(r);
     Some(HeaderRules {
         typ: typ?,
@@ -302,14 +378,14 @@ fn read_time(r: &mut Reader, v: &Value<'_>) -> Option<TimeRules> {
     if let (Some(Some(presence)), Some(span)) = (&exp, t.key_span("exp")) {
         lint::exp(r, *presence, span);
     }
-    if let (Some(Some(Presence::Ignored)), Some(Some(_))) = (&iat, &max_age)
-        && let Some(span) = t.key_span("max_age")
+    if let (Some(Some(Presence::Ignored)), Some(Some(_)), Some(span)) =
+        (&iat, &max_age, t.key_span("max_age"))
     {
         r.error(
             DiagnosticKind::Conflict,
             span,
             "`time.max_age` is measured from `iat`, but `time.iat` is `ignored`",
-            Some("set `iat = \"required\"` (or remove `iat`, `max_age` makes it required)".into()),
+            "set `iat = \"required\"` (or remove `iat`: `max_age` makes it required)",
         );
     }
     t.finish(r);
@@ -320,6 +396,7 @@ fn read_time(r: &mut Reader, v: &Value<'_>) -> Option<TimeRules> {
         nbf: nbf.unwrap_or(Some(d.nbf))?,
         // A maximum age needs an issue time to measure it from.
         iat: match (iat.unwrap_or(Some(d.iat))?, max_age) {
+            (Presence::Ignored, Some(_)) => return None,
             (_, Some(_)) => Presence::Required,
             (iat, None) => iat,
         },
@@ -334,7 +411,7 @@ fn read_issuers(r: &mut Reader, v: &Value<'_>, base_dir: &Path) -> Option<Vec<Is
             DiagnosticKind::InvalidValue,
             v.span(),
             "`issuers` is empty",
-            Some("add at least one `[[issuers]]` table".into()),
+            "add at least one `[[issuers]]` table",
         );
         return None;
     }
@@ -348,9 +425,7 @@ fn read_issuers(r: &mut Reader, v: &Value<'_>, base_dir: &Path) -> Option<Vec<Is
                         DiagnosticKind::Duplicate,
                         issuer.span.clone(),
                         format!("issuer `{}` is declared twice", issuer.value.iss),
-                        Some(
-                            "merge the two `[[issuers]]` tables: one issuer, one key source".into(),
-                        ),
+                        "merge the two `[[issuers]]` tables: one issuer, one key source",
                     );
                     ok = false;
                 }
@@ -371,38 +446,39 @@ fn read_issuer(
     let name = format!("issuers[{index}]");
     let mut t = r.table(v, name.clone())?;
     let iss = match t.get("iss") {
-        Some(v) => r.nonempty_string(v, "iss"),
+        Some(v) => r.nonempty_string(v, &t.path("iss")),
         None => {
-            r.missing(&t, "iss", "\"https://issuer.example.com\"");
+            t.missing("iss", "\"https://issuer.example.com\"");
             None
         }
     };
     let algorithms = match t.get("algorithms") {
-        Some(v) => read_algorithms(r, v),
+        Some(v) => read_algorithms(r, v, &t.path("algorithms")),
         None => {
-            r.missing(&t, "algorithms", "[\"RS256\"]");
+            t.missing("algorithms", "[\"RS256\"]");
             None
         }
     };
     let jwks_file = t
         .get("jwks_file")
-        .and_then(|v| r.nonempty_string(v, "jwks_file"));
-    let jwks_inline = t.get("jwks").and_then(|v| r.nonempty_string(v, "jwks"));
-    let hmac = match t.get("hmac_secrets") {
-        Some(v) => read_hmac_secrets(r, v, &name, base_dir),
-        None => Some(Vec::new()),
-    };
+        .and_then(|v| r.nonempty_string(v, &t.path("jwks_file")));
+    let jwks_inline = t
+        .get("jwks")
+        .and_then(|v| r.nonempty_string(v, &t.path("jwks")));
+    let hmac = or_default(t.get("hmac_secrets"), Vec::new(), |v| {
+        read_hmac_secrets(r, v, &name, base_dir)
+    });
+    let public_keys_given = t.has("jwks_file") || t.has("jwks");
+    let mut ok = true;
     let jwks = match (jwks_file, jwks_inline) {
         (Some(file), Some(inline)) => {
             r.error(
                 DiagnosticKind::Conflict,
                 inline.span,
                 format!("`{name}` has both `jwks_file` and `jwks`"),
-                Some(format!(
-                    "keep one: the file at {} or the inline JWKS",
-                    file.value
-                )),
+                format!("keep one: the file `{}` or the inline JWKS", file.value),
             );
+            ok = false;
             None
         }
         (Some(file), None) => Some(Located {
@@ -415,26 +491,48 @@ fn read_issuer(
         }),
         (None, None) => None,
     };
+    // Load static keys now, whatever else is wrong, so `check` reports a missing or broken JWKS
+    // at its location in the same run.
+    let keys = match &jwks {
+        Some(jwks) => match crate::jwks::KeySet::load(&jwks.value) {
+            Ok(set) => Some(Arc::new(set)),
+            Err(e) => {
+                let help = match &jwks.value {
+                    JwksSource::File(_) => {
+                        "`jwks_file` is read relative to the policy file; it holds a JWK set (RFC 7517 §5)"
+                    }
+                    JwksSource::Inline(_) => {
+                        "`jwks` holds the text of a JWK set (RFC 7517 §5): `{ \"keys\": [...] }`"
+                    }
+                };
+                r.error(
+                    DiagnosticKind::KeySource,
+                    jwks.span.clone(),
+                    e.to_string(),
+                    help,
+                );
+                ok = false;
+                None
+            }
+        },
+        None => None,
+    };
+    let hmac_span = t.key_span("hmac_secrets");
     t.finish(r);
-    let iss = iss?;
-    let algorithms = algorithms?;
-    let hmac = hmac?;
+    let (iss, algorithms, hmac) = (iss?, algorithms?, hmac?);
+
     // Each algorithm needs a key source of its kind; each key source needs an algorithm.
-    let mut ok = true;
     let (hmac_algs, public_algs): (Vec<_>, Vec<_>) =
         algorithms.iter().partition(|a| a.value.is_hmac());
-    if !public_algs.is_empty() && jwks.is_none() {
+    if !public_algs.is_empty() && !public_keys_given {
         r.error(
             DiagnosticKind::MissingKey,
             v.span(),
             format!(
                 "`{name}` allows {} but has no public keys",
-                join_algs(&public_algs)
+                and_list(&public_algs)
             ),
-            Some(
-                "add `jwks_file = \"keys.json\"` (relative to the policy) or an inline `jwks`"
-                    .into(),
-            ),
+            "add `jwks_file = \"keys.json\"` (relative to the policy) or an inline `jwks`",
         );
         ok = false;
     }
@@ -444,51 +542,31 @@ fn read_issuer(
                 DiagnosticKind::ForbiddenAlgorithm,
                 alg.span.clone(),
                 format!("`{}` needs a secret, and `{name}` names none", alg.value),
-                Some(
-                    "HMAC secrets never come from a JWKS: add `hmac_secrets = [{ env = \"VAR\" }]`"
-                        .into(),
-                ),
+                "HMAC secrets never come from a JWKS: add `hmac_secrets = [{ env = \"VAR\" }]`",
             );
             ok = false;
+        } else {
+            lint::hmac(r, alg);
         }
     }
     if hmac_algs.is_empty() && !hmac.is_empty() {
         r.error(
             DiagnosticKind::Conflict,
-            v.span(),
+            hmac_span.unwrap_or(v.span()),
             format!("`{name}` names HMAC secrets but allows no HMAC algorithm"),
-            Some("remove `hmac_secrets`, or allow `HS256`".into()),
+            "remove `hmac_secrets`, or allow `HS256`",
         );
         ok = false;
     }
-    if let Some(jwks) = &jwks
-        && public_algs.is_empty()
-    {
+    if let (Some(jwks), true) = (&jwks, public_algs.is_empty()) {
         r.error(
             DiagnosticKind::Conflict,
             jwks.span.clone(),
             format!("`{name}` has public keys but allows no public-key algorithm"),
-            Some("allow e.g. `RS256`, or remove the key source".into()),
+            "allow e.g. `RS256`, or remove the key source",
         );
         ok = false;
     }
-    // Load static keys now, so `check` reports a missing or broken JWKS at its location.
-    let keys = match &jwks {
-        Some(jwks) => match crate::jwks::KeySet::load(&jwks.value) {
-            Ok(set) => Some(Arc::new(set)),
-            Err(e) => {
-                r.error(
-                    DiagnosticKind::KeySource,
-                    jwks.span.clone(),
-                    e.to_string(),
-                    None,
-                );
-                ok = false;
-                None
-            }
-        },
-        None => None,
-    };
     if !ok {
         return None;
     }
@@ -503,21 +581,23 @@ fn read_issuer(
     })
 }
 
-fn join_algs(algs: &[&Located<Algorithm>]) -> String {
-    algs.iter()
-        .map(|a| format!("`{}`", a.value))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// "`A`", "`A` and `B`", "`A`, `B` and `C`".
+fn and_list(algs: &[&Located<Algorithm>]) -> String {
+    let names: Vec<String> = algs.iter().map(|a| format!("`{}`", a.value)).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
 }
 
-fn read_algorithms(r: &mut Reader, v: &Value<'_>) -> Option<Vec<Located<Algorithm>>> {
-    let names = r.strings(v, "algorithms")?;
+fn read_algorithms(r: &mut Reader, v: &Value<'_>, what: &str) -> Option<Vec<Located<Algorithm>>> {
+    let names = r.strings(v, what)?;
     if names.is_empty() {
         r.error(
             DiagnosticKind::InvalidValue,
             v.span(),
-            "`algorithms` is empty",
-            Some("allow at least one, e.g. `[\"RS256\"]`".into()),
+            format!("`{what}` is empty"),
+            "allow at least one, e.g. `[\"RS256\"]`",
         );
         return None;
     }
@@ -529,7 +609,7 @@ fn read_algorithms(r: &mut Reader, v: &Value<'_>) -> Option<Vec<Located<Algorith
                 DiagnosticKind::ForbiddenAlgorithm,
                 name.span,
                 format!("algorithm `{}` would accept unsigned tokens", name.value),
-                Some("remove it: unsigned tokens are never accepted".into()),
+                "remove it: unsigned tokens are never accepted",
             );
             ok = false;
             continue;
@@ -540,18 +620,14 @@ fn read_algorithms(r: &mut Reader, v: &Value<'_>) -> Option<Vec<Located<Algorith
                     DiagnosticKind::Duplicate,
                     name.span,
                     format!("algorithm `{alg}` is listed twice"),
-                    None,
+                    "remove the repeat",
                 );
                 ok = false;
             }
-            Some(alg) => {
-                let alg = Located {
-                    value: alg,
-                    span: name.span,
-                };
-                lint::hmac(r, &alg);
-                out.push(alg);
-            }
+            Some(alg) => out.push(Located {
+                value: alg,
+                span: name.span,
+            }),
             None => {
                 let close = Algorithm::ALL
                     .iter()
@@ -560,18 +636,19 @@ fn read_algorithms(r: &mut Reader, v: &Value<'_>) -> Option<Vec<Located<Algorith
                     Some(a) => format!("algorithm names are case-sensitive: did you mean `{a}`?"),
                     None => format!(
                         "supported: {}",
-                        Algorithm::ALL
-                            .iter()
-                            .map(|a| a.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        ticks(
+                            &Algorithm::ALL
+                                .iter()
+                                .map(|a| a.as_str())
+                                .collect::<Vec<_>>()
+                        )
                     ),
                 };
                 r.error(
                     DiagnosticKind::UnknownAlgorithm,
                     name.span,
                     format!("unknown algorithm `{}`", name.value),
-                    Some(help),
+                    help,
                 );
                 ok = false;
             }
@@ -586,7 +663,7 @@ fn read_hmac_secrets(
     issuer: &str,
     base_dir: &Path,
 ) -> Option<Vec<HmacSecret>> {
-    let items = r.array(v, "hmac_secrets")?;
+    let items = r.array(v, &format!("{issuer}.hmac_secrets"))?;
     let mut out = Vec::new();
     let mut ok = true;
     for (i, item) in items.iter().enumerate() {
@@ -596,19 +673,28 @@ fn read_hmac_secrets(
         };
         let kid = t
             .get("kid")
-            .and_then(|v| r.nonempty_string(v, "kid"))
+            .and_then(|v| r.nonempty_string(v, &t.path("kid")))
             .map(|k| k.value);
-        let env = t.get("env").and_then(|v| r.nonempty_string(v, "env"));
-        let file = t.get("file").and_then(|v| r.nonempty_string(v, "file"));
+        let env = t
+            .get("env")
+            .and_then(|v| r.nonempty_string(v, &t.path("env")));
+        let file = t
+            .get("file")
+            .and_then(|v| r.nonempty_string(v, &t.path("file")));
         let source = match (env, file) {
             (Some(env), None) => Some(SecretSource::Env(env.value)),
             (None, Some(file)) => Some(SecretSource::File(base_dir.join(file.value))),
-            _ => {
+            (env, file) => {
+                let message = if env.is_some() && file.is_some() {
+                    format!("`{}` has both `env` and `file`", t.name)
+                } else {
+                    format!("`{}` needs `env` or `file`", t.name)
+                };
                 r.error(
                     DiagnosticKind::Conflict,
                     t.span(),
-                    format!("`{}` needs exactly one of `env` and `file`", t.name),
-                    Some("the policy names where the secret is, never the secret itself".into()),
+                    message,
+                    "name exactly one place the secret is kept; the policy never holds the secret itself",
                 );
                 None
             }
@@ -624,18 +710,17 @@ fn read_hmac_secrets(
 
 fn read_audience(r: &mut Reader, v: &Value<'_>) -> Option<AudienceRule> {
     let mut t = r.table(v, "[audience]")?;
-    let mode = match t.get("mode") {
-        Some(v) => r.choice(
+    let mode = or_default(t.get("mode"), Match::Any, |v| {
+        r.choice(
             v,
             "audience.mode",
             &[("any", Match::Any), ("all", Match::All)],
-        ),
-        None => Some(Match::Any),
-    };
+        )
+    });
     let accept = match t.get("accept") {
         Some(v) => read_alternatives(r, v),
         None => {
-            r.missing(&t, "accept", "[{ value = \"${resource_url}\" }]");
+            t.missing("accept", "[{ value = \"${resource_url}\" }]");
             None
         }
     };
@@ -653,66 +738,63 @@ fn read_alternatives(r: &mut Reader, v: &Value<'_>) -> Option<Vec<AudienceAltern
             DiagnosticKind::InvalidValue,
             v.span(),
             "`audience.accept` is empty, so no token could pass",
-            Some("accept at least this resource: `{ value = \"${resource_url}\" }`".into()),
+            "accept at least this resource: `{ value = \"${resource_url}\" }`",
         );
         return None;
     }
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (i, item) in items.iter().enumerate() {
-        let alt = (|| {
+    let read: Vec<_> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
             let mut t = r.table(item, format!("audience.accept[{i}]"))?;
             let value = match t.get("value") {
-                Some(v) => r.nonempty_string(v, "value"),
+                Some(v) => r.nonempty_string(v, &t.path("value")),
                 None => {
-                    r.missing(&t, "value", "\"${resource_url}\"");
+                    t.missing("value", "\"${resource_url}\"");
                     None
                 }
             };
-            let resource = match t.get("resource") {
-                Some(v) => r.nonempty_string(v, "resource").map(|s| Some(s.value)),
-                None => Some(None),
-            };
+            let resource = or_default(t.get("resource"), None, |v| {
+                r.nonempty_string(v, &t.path("resource"))
+                    .map(|s| Some(s.value))
+            });
             t.finish(r);
             Some(AudienceAlternative {
                 value: value?.value,
                 resource: resource?,
                 span: item.span(),
             })
-        })();
-        match alt {
-            Some(alt) => out.push(alt),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+        })
+        .collect();
+    read.into_iter().collect()
 }
 
 fn read_claims(r: &mut Reader, v: &Value<'_>) -> (Option<Vec<ClaimPath>>, Option<Vec<Constraint>>) {
     let Some(mut t) = r.table(v, "[claims]") else {
         return (None, None);
     };
-    let required = match t.get("required") {
-        Some(v) => r.array(v, "claims.required").and_then(|items| {
-            let paths: Vec<_> = items
-                .iter()
-                .map(|item| read_path(r, item, "claims.required"))
-                .collect();
-            paths.into_iter().collect::<Option<Vec<_>>>()
-        }),
-        None => Some(Vec::new()),
-    };
-    let constraints = match t.get("constraints") {
-        Some(v) => r.array(v, "claims.constraints").and_then(|items| {
-            let read: Vec<_> = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| read_constraint(r, item, &format!("claims.constraints[{i}]")))
-                .collect();
-            read.into_iter().collect::<Option<Vec<_>>>()
-        }),
-        None => Some(Vec::new()),
-    };
+    let required = or_default(t.get("required"), Vec::new(), |v| {
+        let items = r.array(v, "claims.required")?;
+        let paths: Vec<_> = items
+            .iter()
+            .map(|item| read_path(r, item, "claims.required"))
+            .collect();
+        paths.into_iter().collect()
+    });
+    let constraints = or_default(t.get("constraints"), Vec::new(), |v| {
+        let items = r.array(v, "claims.constraints")?;
+        let read: Vec<_> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let mut t = r.table(item, format!("claims.constraints[{i}]"))?;
+                let c = read_constraint_fields(r, &mut t);
+                t.finish(r);
+                c
+            })
+            .collect();
+        read.into_iter().collect()
+    });
     t.finish(r);
     (required, constraints)
 }
@@ -728,7 +810,7 @@ fn read_path(r: &mut Reader, v: &Value<'_>, what: &str) -> Option<ClaimPath> {
                     DiagnosticKind::InvalidValue,
                     v.span(),
                     format!("`{what}` has an empty claim path"),
-                    None,
+                    "name the claim, e.g. `[\"realm_access\", \"roles\"]`",
                 );
                 return None;
             }
@@ -738,133 +820,103 @@ fn read_path(r: &mut Reader, v: &Value<'_>, what: &str) -> Option<ClaimPath> {
             r.error(
                 DiagnosticKind::WrongType,
                 v.span(),
-                format!("`{what}` must name a claim: a string, or an array of strings for a nested claim"),
-                Some("e.g. `\"sub\"` or `[\"realm_access\", \"roles\"]`".into()),
+                format!(
+                    "`{what}` names claims as strings, found {}",
+                    type_name(v.get_ref())
+                ),
+                "write `\"sub\"`, or `[\"realm_access\", \"roles\"]` for a nested claim",
             );
             None
         }
     }
 }
 
-fn read_constraint(r: &mut Reader, v: &Value<'_>, name: &str) -> Option<Constraint> {
-    let mut t = r.table(v, name)?;
-    let c = read_constraint_fields(r, &mut t);
-    t.finish(r);
-    c
-}
-
 /// The constraint keys of a table (shared by `claims.constraints` and rule conditions).
 fn read_constraint_fields(r: &mut Reader, t: &mut Table<'_, '_>) -> Option<Constraint> {
-    let name = t.name.clone();
     let claim = t.get("claim");
     let path = t.get("path");
     let path = match (claim, path) {
         (Some(c), None) => match c.get_ref() {
             DeValue::String(_) => r
-                .nonempty_string(c, "claim")
+                .nonempty_string(c, &t.path("claim"))
                 .map(|s| ClaimPath::top(&s.value)),
             _ => {
                 r.error(
                     DiagnosticKind::WrongType,
                     c.span(),
-                    "`claim` must be a string",
-                    Some("for a nested claim write `path = [\"outer\", \"inner\"]`".into()),
+                    format!("`{}` must be a string", t.path("claim")),
+                    "for a nested claim write `path = [\"outer\", \"inner\"]`",
                 );
                 None
             }
         },
-        (None, Some(p)) => read_path(r, p, "path"),
+        (None, Some(p)) => read_path(r, p, &t.path("path")),
         (Some(_), Some(p)) => {
             r.error(
                 DiagnosticKind::Conflict,
                 p.span(),
-                format!("`{name}` has both `claim` and `path`"),
-                Some("use `claim` for a top-level claim, `path` for a nested one".into()),
+                format!("`{}` has both `claim` and `path`", t.name),
+                "use `claim` for a top-level claim, `path` for a nested one",
             );
             None
         }
         (None, None) => {
-            r.missing(t, "claim", "\"sub\"");
+            t.missing("claim", "\"sub\"");
             None
         }
     };
-    let format = match t.get("format") {
-        Some(v) => r.choice(v, "format", FORMATS),
-        None => Some(ValueFormat::StringOrArray),
-    };
-    let if_present = match t.get("if_present") {
-        Some(v) => r.bool(v, "if_present"),
-        None => Some(false),
-    };
+    let format = or_default(t.get("format"), ValueFormat::StringOrArray, |v| {
+        r.choice(v, &t.path("format"), FORMATS)
+    });
+    let if_present = or_default(t.get("if_present"), false, |v| {
+        r.bool(v, &t.path("if_present"))
+    });
+    let fmt = format.unwrap_or(ValueFormat::StringOrArray);
     let mut tests = Vec::new();
     let mut ok = true;
-    let mut push = |test: Option<ClaimTest>| match test {
-        Some(test) => tests.push(test),
-        None => ok = false,
-    };
-    if let Some(v) = t.get("present") {
-        push(r.bool(v, "present").map(ClaimTest::Present));
-    }
-    if let Some(v) = t.get("equals") {
-        push(read_literal(r, v, "equals").map(ClaimTest::Equals));
-    }
-    if let Some(v) = t.get("one_of") {
-        push(
-            r.array(v, "one_of")
+    let test_keys: Vec<&'static str> = CONSTRAINT_KEYS.iter().copied().skip(4).collect();
+    for &key in &test_keys {
+        let Some(v) = t.get(key) else { continue };
+        let what = t.path(key);
+        let test = match key {
+            "present" => r.bool(v, &what).map(ClaimTest::Present),
+            "equals" => read_literal(r, v, &what).map(ClaimTest::Equals),
+            "one_of" => r
+                .array(v, &what)
                 .and_then(|items| {
-                    items
-                        .iter()
-                        .map(|i| read_literal(r, i, "one_of"))
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .collect::<Option<Vec<_>>>()
+                    let read: Vec<_> = items.iter().map(|i| read_literal(r, i, &what)).collect();
+                    read.into_iter().collect()
                 })
                 .map(ClaimTest::OneOf),
-        );
-    }
-    if let Some(v) = t.get("prefix") {
-        push(
-            r.nonempty_string(v, "prefix")
+            "prefix" => r
+                .nonempty_string(v, &what)
                 .map(|s| ClaimTest::Prefix(s.value)),
-        );
-    }
-    if let Some(v) = t.get("suffix") {
-        push(
-            r.nonempty_string(v, "suffix")
+            "suffix" => r
+                .nonempty_string(v, &what)
                 .map(|s| ClaimTest::Suffix(s.value)),
-        );
-    }
-    if let Some(v) = t.get("regex") {
-        push(read_pattern(r, v, "regex").map(ClaimTest::Regex));
-    }
-    let fmt = format.unwrap_or(ValueFormat::StringOrArray);
-    if let Some(v) = t.get("contains") {
-        push(
-            r.nonempty_string(v, "contains")
+            "regex" => read_pattern(r, v, &what).map(ClaimTest::Regex),
+            "contains" => r
+                .nonempty_string(v, &what)
                 .map(|s| ClaimTest::Contains(s.value, fmt)),
-        );
-    }
-    if let Some(v) = t.get("contains_any") {
-        push(
-            r.strings(v, "contains_any")
+            "contains_any" => r
+                .strings(v, &what)
                 .map(|s| ClaimTest::ContainsAny(values(s), fmt)),
-        );
-    }
-    if let Some(v) = t.get("contains_all") {
-        push(
-            r.strings(v, "contains_all")
+            "contains_all" => r
+                .strings(v, &what)
                 .map(|s| ClaimTest::ContainsAll(values(s), fmt)),
-        );
-    }
-    if let Some(v) = t.get("type") {
-        push(r.choice(v, "type", TYPES).map(ClaimTest::Type));
+            _ => r.choice(v, &what, TYPES).map(ClaimTest::Type),
+        };
+        match test {
+            Some(test) => tests.push(test),
+            None => ok = false,
+        }
     }
     if ok && tests.is_empty() && path.is_some() {
         r.error(
             DiagnosticKind::MissingKey,
             t.span(),
-            format!("`{name}` names a claim but tests nothing"),
-            Some("add a test: `present`, `equals`, `one_of`, `prefix`, `suffix`, `regex`, `contains`, `contains_any`, `contains_all` or `type`".into()),
+            format!("`{}` names a claim but tests nothing", t.name),
+            format!("add a test: {}", ticks(&test_keys)),
         );
         ok = false;
     }
@@ -891,7 +943,7 @@ fn read_literal(r: &mut Reader, v: &Value<'_>, what: &str) -> Option<Literal> {
                         DiagnosticKind::InvalidValue,
                         v.span(),
                         format!("`{what}` is not a valid integer"),
-                        None,
+                        "write an integer that fits in 128 bits",
                     );
                     None
                 }
@@ -899,42 +951,25 @@ fn read_literal(r: &mut Reader, v: &Value<'_>, what: &str) -> Option<Literal> {
         }
         DeValue::Float(f) => {
             let text = f.as_str().replace('_', "");
-            let json_like = text
+            let digits = text
                 .trim_start_matches(['+', '-'])
                 .starts_with(|c: char| c.is_ascii_digit());
-            if json_like && text.parse::<f64>().is_ok_and(f64::is_finite) {
+            if digits && text.parse::<f64>().is_ok_and(f64::is_finite) {
                 Some(Literal::Number(text.trim_start_matches('+').to_owned()))
             } else {
                 r.error(
                     DiagnosticKind::InvalidValue,
                     v.span(),
                     format!("`{what}` must be a finite number"),
-                    None,
+                    "`inf` and `nan` are never claim values",
                 );
                 None
             }
         }
         _ => {
-            r.error(
-                DiagnosticKind::WrongType,
-                v.span(),
-                format!(
-                    "`{what}` must be a string, number or boolean, found {}",
-                    value_kind(v)
-                ),
-                None,
-            );
+            r.wrong_type(what, "a string, number or boolean", "\"value\"", v);
             None
         }
-    }
-}
-
-fn value_kind(v: &Value<'_>) -> &'static str {
-    match v.get_ref() {
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
-        DeValue::Datetime(_) => "a datetime",
-        _ => "another type",
     }
 }
 
@@ -962,7 +997,7 @@ fn read_pattern(r: &mut Reader, v: &Value<'_>, what: &str) -> Option<Pattern> {
                 DiagnosticKind::InvalidRegex,
                 s.span,
                 format!("`{what}` is not a valid regular expression: `{}`", s.value),
-                Some(last.trim_start_matches("error: ").to_owned()),
+                last.trim_start_matches("error: ").to_owned(),
             );
             None
         }
@@ -979,57 +1014,55 @@ fn read_rules(r: &mut Reader, v: &Value<'_>) -> Option<Vec<Rule>> {
             continue;
         };
         let name = match t.get("name") {
-            Some(v) => r.nonempty_string(v, "name"),
+            Some(v) => r.nonempty_string(v, &t.path("name")),
             None => {
-                r.missing(&t, "name", "\"admin-needs-mfa\"");
+                t.missing("name", "\"admin-needs-mfa\"");
                 None
             }
         };
-        if let Some(n) = &name
-            && out.iter().any(|rule| rule.name == n.value)
+        if let Some(n) = name
+            .as_ref()
+            .filter(|n| out.iter().any(|rule| rule.name == n.value))
         {
             r.error(
                 DiagnosticKind::Duplicate,
                 n.span.clone(),
                 format!("rule name `{}` is used twice", n.value),
-                Some("decisions cite rules by name: make each unique".into()),
+                "decisions cite rules by name: make each unique",
             );
             ok = false;
         }
         let description = t
             .get("description")
-            .and_then(|v| r.string(v, "description"))
+            .and_then(|v| r.string(v, &t.path("description")))
             .map(|s| s.value);
-        let when = match t.get("when") {
-            Some(v) => read_condition(r, v, &format!("rules[{i}].when"), 0).map(Some),
-            None => Some(None),
-        };
-        let require = match t.get("require") {
-            Some(v) => read_condition(r, v, &format!("rules[{i}].require"), 0),
+        let when_value = t.get("when");
+        let when = or_default(when_value, None, |v| {
+            read_condition(r, v, &t.path("when"), 0).map(Some)
+        });
+        let require_value = t.get("require");
+        let require = match require_value {
+            Some(v) => read_condition(r, v, &t.path("require"), 0),
             None => {
-                r.missing(&t, "require", "{ claim = \"amr\", contains = \"mfa\" }");
+                t.missing("require", "{ claim = \"amr\", contains = \"mfa\" }");
                 None
             }
         };
         t.finish(r);
-        match (name, when, require) {
-            (Some(name), Some(when), Some(require)) => {
-                out.push(Rule {
-                    name: name.value,
-                    description,
-                    when,
-                    require,
-                    span: name.span,
-                });
-            }
+        match (name, when, require, require_value) {
+            (Some(name), Some(when), Some(require), Some(require_value)) => out.push(Rule {
+                name: name.value,
+                description,
+                when,
+                require,
+                when_span: when_value.map(|v| v.span()),
+                require_span: require_value.span(),
+            }),
             _ => ok = false,
         }
     }
     ok.then_some(out)
 }
-
-/// Conditions nest at most this deep, so evaluation recursion is bounded by the policy's author.
-const MAX_CONDITION_DEPTH: usize = 16;
 
 fn read_condition(r: &mut Reader, v: &Value<'_>, name: &str, depth: usize) -> Option<Condition> {
     if depth > MAX_CONDITION_DEPTH {
@@ -1037,39 +1070,44 @@ fn read_condition(r: &mut Reader, v: &Value<'_>, name: &str, depth: usize) -> Op
             DiagnosticKind::InvalidValue,
             v.span(),
             format!("conditions nest deeper than {MAX_CONDITION_DEPTH} levels"),
-            None,
+            "flatten the condition: `all` and `any` take lists, so nesting is rarely needed",
         );
         return None;
     }
     let mut t = r.table(v, name)?;
-    let combinators = ["all", "any", "not"];
-    let present: Vec<&str> = combinators.iter().copied().filter(|k| t.has(k)).collect();
+    let present: Vec<&'static str> = COMBINATORS.iter().copied().filter(|k| t.has(k)).collect();
     let condition = match present.as_slice() {
         [] => {
-            t.allow(&["all", "any", "not"]);
+            t.allow(&COMBINATORS);
             read_constraint_fields(r, &mut t).map(Condition::Claim)
         }
         [one] => {
-            let others: Vec<String> = CONSTRAINT_KEYS
+            let others: Vec<&str> = CONSTRAINT_KEYS
                 .iter()
+                .copied()
                 .filter(|k| t.has(k))
-                .map(|k| format!("`{k}`"))
                 .collect();
+            // The constraint keys are reported here as a conflict, not as unknown keys.
+            t.allow(&CONSTRAINT_KEYS);
+            let value = t.get(one);
             if !others.is_empty() {
+                let keys = if others.len() == 1 { "key" } else { "keys" };
+                let fix = if *one == "not" {
+                    "put the constraint inside `not`: `not = { claim = \"...\", ... }`".to_owned()
+                } else {
+                    format!("move the constraint into the `{one}` list as its own table")
+                };
                 r.error(
                     DiagnosticKind::Conflict,
                     t.span(),
                     format!(
-                        "`{name}` mixes `{one}` with constraint keys {}",
-                        others.join(", ")
+                        "`{name}` mixes `{one}` with constraint {keys} {}",
+                        ticks(&others)
                     ),
-                    Some(format!(
-                        "move the constraint into the `{one}` list as its own table"
-                    )),
+                    fix,
                 );
             }
-            let value = t.get(one)?;
-            let inner = match *one {
+            let inner = value.and_then(|value| match *one {
                 "not" => read_condition(r, value, &format!("{name}.not"), depth + 1)
                     .map(|c| Condition::Not(Box::new(c))),
                 list => {
@@ -1088,9 +1126,7 @@ fn read_condition(r: &mut Reader, v: &Value<'_>, name: &str, depth: usize) -> Op
                         Condition::Any(conditions)
                     })
                 }
-            };
-            // The constraint keys were reported above as a conflict, not as unknown.
-            t.allow(&CONSTRAINT_KEYS);
+            });
             if others.is_empty() { inner } else { None }
         }
         many => {
@@ -1099,14 +1135,11 @@ fn read_condition(r: &mut Reader, v: &Value<'_>, name: &str, depth: usize) -> Op
                 t.span(),
                 format!(
                     "`{name}` has {}; a condition is one of them",
-                    many.iter()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(" and ")
+                    ticks(many).replace(", ", " and ")
                 ),
-                Some("nest them: `{ all = [{ any = [...] }, { not = {...} }] }`".into()),
+                "nest them: `{ all = [{ any = [...] }, { not = {...} }] }`",
             );
-            t.allow(&["all", "any", "not"]);
+            t.allow(&COMBINATORS);
             t.allow(&CONSTRAINT_KEYS);
             None
         }
@@ -1114,23 +1147,6 @@ fn read_condition(r: &mut Reader, v: &Value<'_>, name: &str, depth: usize) -> Op
     t.finish(r);
     condition
 }
-
-const CONSTRAINT_KEYS: [&str; 14] = [
-    "claim",
-    "path",
-    "format",
-    "if_present",
-    "present",
-    "equals",
-    "one_of",
-    "prefix",
-    "suffix",
-    "regex",
-    "contains",
-    "contains_any",
-    "contains_all",
-    "type",
-];
 
 fn default_scopes() -> ScopeRules {
     ScopeRules {
@@ -1144,60 +1160,52 @@ fn default_scopes() -> ScopeRules {
 
 fn read_scopes(r: &mut Reader, v: &Value<'_>) -> Option<ScopeRules> {
     let mut t = r.table(v, "[scopes]")?;
-    let claims = match t.get("claims") {
-        Some(v) => r.array(v, "scopes.claims").and_then(|items| {
-            if items.is_empty() {
-                r.error(
-                    DiagnosticKind::InvalidValue,
-                    v.span(),
-                    "`scopes.claims` is empty",
-                    Some("e.g. `[{ claim = \"scope\", format = \"space_delimited\" }]`".into()),
-                );
-                return None;
-            }
-            let read: Vec<_> = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let mut t = r.table(item, format!("scopes.claims[{i}]"))?;
-                    let claim = match t.get("claim") {
-                        Some(v) => r.nonempty_string(v, "claim").map(|s| s.value),
-                        None => {
-                            r.missing(&t, "claim", "\"scope\"");
-                            None
-                        }
-                    };
-                    let format = match t.get("format") {
-                        Some(v) => r.choice(v, "format", FORMATS),
-                        None => Some(ValueFormat::SpaceDelimitedOrArray),
-                    };
-                    t.finish(r);
-                    Some((claim?, format?))
-                })
-                .collect();
-            read.into_iter().collect::<Option<Vec<_>>>()
-        }),
-        None => Some(default_scopes().claims),
-    };
-    let required = match t.get("required") {
-        Some(v) => r.strings(v, "scopes.required").and_then(|list| {
-            let bad: Vec<_> = list
-                .iter()
-                .filter(|s| s.value.contains(' '))
-                .cloned()
-                .collect();
-            for s in &bad {
-                r.error(
-                    DiagnosticKind::InvalidValue,
-                    s.span.clone(),
-                    format!("scope `{}` contains a space", s.value),
-                    Some("list each scope as its own string".into()),
-                );
-            }
-            bad.is_empty().then(|| values(list))
-        }),
-        None => Some(Vec::new()),
-    };
+    let claims = or_default(t.get("claims"), default_scopes().claims, |v| {
+        let items = r.array(v, "scopes.claims")?;
+        if items.is_empty() {
+            r.error(
+                DiagnosticKind::InvalidValue,
+                v.span(),
+                "`scopes.claims` is empty",
+                "e.g. `[{ claim = \"scope\", format = \"space_delimited\" }]`",
+            );
+            return None;
+        }
+        let read: Vec<_> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let mut t = r.table(item, format!("scopes.claims[{i}]"))?;
+                let claim = match t.get("claim") {
+                    Some(v) => r.nonempty_string(v, &t.path("claim")).map(|s| s.value),
+                    None => {
+                        t.missing("claim", "\"scope\"");
+                        None
+                    }
+                };
+                let format = or_default(t.get("format"), ValueFormat::SpaceDelimitedOrArray, |v| {
+                    r.choice(v, &t.path("format"), FORMATS)
+                });
+                t.finish(r);
+                Some((claim?, format?))
+            })
+            .collect();
+        read.into_iter().collect()
+    });
+    let required = or_default(t.get("required"), Vec::new(), |v| {
+        let list = r.strings(v, "scopes.required")?;
+        let mut ok = true;
+        for s in list.iter().filter(|s| s.value.contains(' ')) {
+            r.error(
+                DiagnosticKind::InvalidValue,
+                s.span.clone(),
+                format!("scope `{}` contains a space", s.value),
+                "list each scope as its own string",
+            );
+            ok = false;
+        }
+        ok.then(|| values(list))
+    });
     t.finish(r);
     Some(ScopeRules {
         claims: claims?,
@@ -1213,6 +1221,22 @@ enum IdPosition {
     Resource,
 }
 
+impl IdPosition {
+    /// The source keys allowed here, and why.
+    fn sources(self) -> (&'static [&'static str], &'static str) {
+        match self {
+            Self::Client => (
+                &["claim"],
+                "the calling client's id comes from a claim of the token",
+            ),
+            Self::Resource => (
+                &["context", "value"],
+                "this server's own id is resolved once, when the engine is built, from the service's context or a fixed value",
+            ),
+        }
+    }
+}
+
 fn read_id_rule(r: &mut Reader, v: &Value<'_>, name: &str, position: IdPosition) -> Option<IdRule> {
     let mut t = r.table(v, format!("[{name}]"))?;
     let sources = match t.get("sources") {
@@ -1222,28 +1246,20 @@ fn read_id_rule(r: &mut Reader, v: &Value<'_>, name: &str, position: IdPosition)
                 IdPosition::Client => "[{ claim = \"client_id\" }, { claim = \"azp\" }]",
                 IdPosition::Resource => "[{ context = \"credential.key_id\" }]",
             };
-            r.missing(&t, "sources", example);
+            t.missing("sources", example);
             None
         }
     };
-    let required = match t.get("required") {
-        Some(v) => r.bool(v, &format!("{name}.required")),
-        None => Some(true),
-    };
-    let allow = match t.get("allow") {
-        Some(v) => read_pattern(r, v, &format!("{name}.allow")).map(Some),
-        None => Some(None),
-    };
-    let refuse = match t.get("refuse") {
-        Some(v) => r.array(v, &format!("{name}.refuse")).and_then(|items| {
-            let read: Vec<_> = items
-                .iter()
-                .map(|i| read_pattern(r, i, &format!("{name}.refuse")))
-                .collect();
-            read.into_iter().collect::<Option<Vec<_>>>()
-        }),
-        None => Some(Vec::new()),
-    };
+    let required = or_default(t.get("required"), true, |v| r.bool(v, &t.path("required")));
+    let allow = or_default(t.get("allow"), None, |v| {
+        read_pattern(r, v, &t.path("allow")).map(Some)
+    });
+    let refuse = or_default(t.get("refuse"), Vec::new(), |v| {
+        let what = t.path("refuse");
+        let items = r.array(v, &what)?;
+        let read: Vec<_> = items.iter().map(|i| read_pattern(r, i, &what)).collect();
+        read.into_iter().collect()
+    });
     t.finish(r);
     Some(IdRule {
         sources: sources?,
@@ -1260,90 +1276,72 @@ fn read_sources(
     position: IdPosition,
 ) -> Option<Vec<IdSource>> {
     let items = r.array(v, &format!("{name}.sources"))?;
+    let (allowed, why) = position.sources();
     if items.is_empty() {
         r.error(
             DiagnosticKind::InvalidValue,
             v.span(),
             format!("`{name}.sources` is empty"),
-            None,
+            format!("{why}: list at least one source with {}", ticks(allowed)),
         );
         return None;
     }
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (i, item) in items.iter().enumerate() {
-        let Some(mut t) = r.table(item, format!("{name}.sources[{i}]")) else {
-            ok = false;
-            continue;
-        };
-        let allowed: &[&'static str] = match position {
-            IdPosition::Client => &["claim"],
-            IdPosition::Resource => &["context", "value"],
-        };
-        let given: Vec<&'static str> = ["claim", "context", "value"]
-            .into_iter()
-            .filter(|k| t.has(k))
-            .collect();
-        let source = match given.as_slice() {
-            [key] if allowed.contains(key) => {
-                let value = t.get(key).and_then(|v| r.nonempty_string(v, key));
-                value.map(|s| match *key {
-                    "claim" => IdSource::Claim(s.value),
-                    "context" => IdSource::Context(s.value),
-                    _ => IdSource::Value(s.value),
-                })
-            }
-            [key] => {
-                let why = match position {
-                    IdPosition::Client => "the calling client's id comes from the token's claims",
-                    IdPosition::Resource => {
-                        "this server's own id is resolved once, when the engine is built, from the service's context or a fixed value"
-                    }
-                };
-                r.error(
-                    DiagnosticKind::InvalidValue,
-                    t.key_span(key).unwrap_or(t.span()),
-                    format!("`{key}` is not a source for `{name}`"),
-                    Some(format!(
-                        "{why}: use {}",
-                        allowed
-                            .iter()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(" or ")
-                    )),
-                );
-                t.get(key);
-                None
-            }
-            _ => {
-                r.error(
-                    DiagnosticKind::Conflict,
-                    t.span(),
-                    format!(
-                        "`{}` needs exactly one of {}",
-                        t.name,
-                        allowed
-                            .iter()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    None,
-                );
-                for key in given {
-                    t.get(key);
+    let read: Vec<_> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let mut t = r.table(item, format!("{name}.sources[{i}]"))?;
+            let given: Vec<&'static str> = ["claim", "context", "value"]
+                .into_iter()
+                .filter(|k| t.has(k))
+                .collect();
+            t.allow(&["claim", "context", "value"]);
+            let source = match given.as_slice() {
+                [key] if allowed.contains(key) => t
+                    .get(key)
+                    .and_then(|v| r.nonempty_string(v, &t.path(key)))
+                    .map(|s| match *key {
+                        "claim" => IdSource::Claim(s.value),
+                        "context" => IdSource::Context(s.value),
+                        _ => IdSource::Value(s.value),
+                    }),
+                [key] => {
+                    r.error(
+                        DiagnosticKind::InvalidValue,
+                        t.key_span(key).unwrap_or(t.span()),
+                        format!("`{key}` is not a source for `{name}`"),
+                        format!("{why}: use {}", ticks(allowed).replace(", ", " or ")),
+                    );
+                    None
                 }
-                None
-            }
-        };
-        t.finish(r);
-        match source {
-            Some(s) => out.push(s),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+                [] => {
+                    r.error(
+                        DiagnosticKind::MissingKey,
+                        t.span(),
+                        format!("`{}` names no source", t.name),
+                        format!("{why}: use {}", ticks(allowed).replace(", ", " or ")),
+                    );
+                    None
+                }
+                many => {
+                    r.error(
+                        DiagnosticKind::Conflict,
+                        t.span(),
+                        format!(
+                            "`{}` has both {}",
+                            t.name,
+                            ticks(many).replace(", ", " and ")
+                        ),
+                        format!("{why}: keep one, as its own table in `sources`"),
+                    );
+                    None
+                }
+            };
+            t.finish(r);
+            source
+        })
+        .collect();
+    read.into_iter().collect()
 }
 
 fn values(list: Vec<Located<String>>) -> Vec<String> {

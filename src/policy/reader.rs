@@ -10,7 +10,7 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::diagnostic::{Diagnostic, DiagnosticKind};
+use super::diagnostic::{Diagnostic, DiagnosticKind, Severity};
 
 /// A spanned TOML value.
 pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
@@ -44,6 +44,9 @@ pub(crate) struct Table<'a, 'i> {
     /// How diagnostics name this table: `[time]`, `issuers[0]`, `audience.accept[1]`.
     pub(crate) name: String,
     known: Vec<&'static str>,
+    /// Required keys found missing, reported by [`Table::finish`] (unless a misspelling of one
+    /// is reported there instead).
+    missing: Vec<(&'static str, String)>,
 }
 
 impl<'a, 'i> Table<'a, 'i> {
@@ -75,14 +78,33 @@ impl<'a, 'i> Table<'a, 'i> {
             .map(|(k, _)| k.span())
     }
 
+    /// Notes that required `key` is missing; `example` is its value in the help line.
+    pub(crate) fn missing(&mut self, key: &'static str, example: &str) {
+        self.missing.push((key, example.to_owned()));
+    }
+
+    /// The dotted name of `key` in this table, for messages: `issuers[0].iss`, `time.leeway`.
+    pub(crate) fn path(&self, key: &str) -> String {
+        match self
+            .name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+        {
+            Some(table) => format!("{table}.{key}"),
+            None if self.name == ROOT => key.to_owned(),
+            None => format!("{}.{key}", self.name),
+        }
+    }
+
     /// Whether the table has `key`, without marking it known.
     pub(crate) fn has(&self, key: &str) -> bool {
         self.entries.iter().any(|(k, _)| k.get_ref() == key)
     }
 
-    /// Reports every key that was never asked for, with a "did you mean" when one is close.
-    pub(crate) fn finish(self, reader: &mut Reader) {
-        for (key, _) in self.entries.iter() {
+    /// Reports every key that was never asked for, with a "did you mean" when one is close, and
+    /// the missing required keys (except one whose misspelling was just reported).
+    pub(crate) fn finish(mut self, reader: &mut Reader) {
+        for (key, value) in self.entries.iter() {
             let name = key.get_ref().as_ref();
             if self.known.contains(&name) {
                 continue;
@@ -92,30 +114,52 @@ impl<'a, 'i> Table<'a, 'i> {
                 .iter()
                 .map(|k| (strsim::damerau_levenshtein(name, k), *k))
                 .filter(|(distance, k)| *distance <= (k.len() / 3).max(2))
-                .min();
+                .min()
+                .map(|(_, k)| k);
             let help = match closest {
-                Some((_, k)) => format!("did you mean `{k}`?"),
+                Some(k) => {
+                    self.missing.retain(|(m, _)| *m != k);
+                    format!("did you mean `{k}`?")
+                }
                 None => {
                     let mut keys = self.known.clone();
                     keys.sort_unstable();
                     keys.dedup();
-                    format!("known keys here: {}", keys.join(", "))
+                    format!("known keys here: {}", ticks(&keys))
                 }
             };
-            reader.diagnostics.push(
-                Diagnostic::error(
-                    DiagnosticKind::UnknownKey,
-                    key.span(),
-                    format!("unknown key `{name}` in `{}`", self.name),
-                )
-                .with_help(help),
+            let message = match (self.name.as_str(), value.get_ref()) {
+                (ROOT, DeValue::Table(_)) => format!("unknown table `[{name}]`"),
+                (ROOT, _) => format!("unknown top-level key `{name}`"),
+                (table, _) => format!("unknown key `{name}` in `{table}`"),
+            };
+            reader.error(DiagnosticKind::UnknownKey, key.span(), message, help);
+        }
+        for (key, example) in std::mem::take(&mut self.missing) {
+            reader.error(
+                DiagnosticKind::MissingKey,
+                self.span(),
+                format!("`{}` needs `{key}`", self.name),
+                format!("add `{key} = {example}`"),
             );
         }
     }
 }
 
+/// How the root table is named.
+const ROOT: &str = "policy";
+
+/// `a, b, c` → "`a`, `b`, `c`".
+pub(crate) fn ticks<S: AsRef<str>>(items: &[S]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{}`", i.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The TOML name of a value's type, for "expected X, found Y".
-fn type_name(value: &DeValue<'_>) -> &'static str {
+pub(crate) fn type_name(value: &DeValue<'_>) -> &'static str {
     match value {
         DeValue::String(_) => "a string",
         DeValue::Integer(_) => "an integer",
@@ -129,16 +173,38 @@ fn type_name(value: &DeValue<'_>) -> &'static str {
 
 impl Reader {
     /// Records an error.
+    /// Records an error. Every error says what to do about it.
     pub(crate) fn error(
         &mut self,
         kind: DiagnosticKind,
         span: Range<usize>,
         message: impl Into<String>,
-        help: Option<String>,
+        help: impl Into<String>,
     ) {
-        let mut d = Diagnostic::error(kind, span, message);
-        d.help = help;
-        self.diagnostics.push(d);
+        self.diagnostics
+            .push(Diagnostic::error(kind, span, message).with_help(help));
+    }
+
+    /// Records an error about the policy as a whole (something missing, not something written).
+    pub(crate) fn file_error(
+        &mut self,
+        kind: DiagnosticKind,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.diagnostics
+            .push(Diagnostic::whole_file(Severity::Error, kind, message).with_help(help));
+    }
+
+    /// Records a lint about the policy as a whole.
+    pub(crate) fn file_warn(
+        &mut self,
+        kind: DiagnosticKind,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.diagnostics
+            .push(Diagnostic::whole_file(Severity::Warning, kind, message).with_help(help));
     }
 
     /// Records a lint.
@@ -153,7 +219,17 @@ impl Reader {
             .push(Diagnostic::warning(kind, span, message).with_help(help));
     }
 
-    fn wrong_type(&mut self, what: &str, expected: &str, value: &Value<'_>) {
+    /// Reports a value of the wrong type; `example` shows the right one.
+    pub(crate) fn wrong_type(
+        &mut self,
+        what: &str,
+        expected: &str,
+        example: &str,
+        value: &Value<'_>,
+    ) {
+        // `issuers[0].algorithms` is written `algorithms = ...` inside its table.
+        let key = what.rsplit('.').next().unwrap_or(what);
+        let key = key.split('[').next().unwrap_or(key);
         self.error(
             DiagnosticKind::WrongType,
             value.span(),
@@ -161,17 +237,7 @@ impl Reader {
                 "`{what}` must be {expected}, found {}",
                 type_name(value.get_ref())
             ),
-            None,
-        );
-    }
-
-    /// Reports a missing required key of `table`.
-    pub(crate) fn missing(&mut self, table: &Table<'_, '_>, key: &str, example: &str) {
-        self.error(
-            DiagnosticKind::MissingKey,
-            table.span(),
-            format!("`{}` needs `{key}`", table.name),
-            Some(format!("add `{key} = {example}`")),
+            format!("for example `{key} = {example}`"),
         );
     }
 
@@ -188,9 +254,19 @@ impl Reader {
                 span: value.span(),
                 name,
                 known: Vec::new(),
+                missing: Vec::new(),
             }),
             _ => {
-                self.wrong_type(&name, "a table", value);
+                let bare = name.trim_start_matches('[').trim_end_matches(']');
+                self.error(
+                    DiagnosticKind::WrongType,
+                    value.span(),
+                    format!(
+                        "`{bare}` must be a table, found {}",
+                        type_name(value.get_ref())
+                    ),
+                    format!("write it as a `[{bare}]` table or an inline table `{{ ... }}`"),
+                );
                 None
             }
         }
@@ -201,8 +277,9 @@ impl Reader {
         Table {
             entries,
             span,
-            name: "policy".into(),
+            name: ROOT.into(),
             known: Vec::new(),
+            missing: Vec::new(),
         }
     }
 
@@ -215,7 +292,7 @@ impl Reader {
         match value.get_ref() {
             DeValue::Array(items) => Some(items),
             _ => {
-                self.wrong_type(what, "an array", value);
+                self.wrong_type(what, "an array", "[...]", value);
                 None
             }
         }
@@ -226,7 +303,7 @@ impl Reader {
         match value.get_ref() {
             DeValue::Boolean(b) => Some(*b),
             _ => {
-                self.wrong_type(what, "`true` or `false`", value);
+                self.wrong_type(what, "`true` or `false`", "true", value);
                 None
             }
         }
@@ -249,15 +326,18 @@ impl Reader {
                         self.error(
                             DiagnosticKind::InvalidValue,
                             value.span(),
-                            format!("`{what}` must be between {min} and {max}"),
-                            None,
+                            format!(
+                                "`{what}` must be between {min} and {max}, found `{}`",
+                                i.as_str()
+                            ),
+                            format!("write a whole number from {min} to {max}"),
                         );
                         None
                     }
                 }
             }
             _ => {
-                self.wrong_type(what, "an integer", value);
+                self.wrong_type(what, "an integer", &min.max(1).to_string(), value);
                 None
             }
         }
@@ -274,7 +354,7 @@ impl Reader {
                 })
             }
             _ => {
-                self.wrong_type(what, "a string", value);
+                self.wrong_type(what, "a string", "\"...\"", value);
                 None
             }
         }
@@ -292,7 +372,7 @@ impl Reader {
                 DiagnosticKind::InvalidValue,
                 s.span,
                 format!("`{what}` must not be empty"),
-                None,
+                "write a value, or remove the key to get its default",
             );
             return None;
         }
@@ -309,12 +389,32 @@ impl Reader {
         let mut out = Vec::with_capacity(items.len());
         let mut ok = true;
         for item in items {
+            if !matches!(item.get_ref(), DeValue::String(_)) {
+                self.error(
+                    DiagnosticKind::WrongType,
+                    item.span(),
+                    format!(
+                        "each entry of `{what}` must be a string, found {}",
+                        type_name(item.get_ref())
+                    ),
+                    "quote it: `\"...\"`",
+                );
+                ok = false;
+                continue;
+            }
             match self.nonempty_string(item, what) {
                 Some(s) => out.push(s),
                 None => ok = false,
             }
         }
         ok.then_some(out)
+    }
+
+    /// Whether any error has been recorded.
+    pub(crate) fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
     }
 
     /// Reads one of a fixed set of string values.
@@ -328,12 +428,12 @@ impl Reader {
         if let Some((_, t)) = choices.iter().find(|(name, _)| *name == s.value) {
             return Some(*t);
         }
-        let names: Vec<String> = choices.iter().map(|(n, _)| format!("`{n}`")).collect();
+        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
         self.error(
             DiagnosticKind::InvalidValue,
             s.span,
             format!("`{what}` cannot be `{}`", s.value),
-            Some(format!("expected one of {}", names.join(", "))),
+            format!("expected one of {}", ticks(&names)),
         );
         None
     }
@@ -361,14 +461,14 @@ impl Reader {
                             DiagnosticKind::InvalidValue,
                             s.span,
                             format!("`{what}` is not a duration: `{}`", s.value),
-                            Some("write whole seconds (`30`) or a duration such as `30s`, `5m`, `1h30m`, `1d` (at most ten years)".into()),
+                            "write whole seconds (`30`) or a duration such as `30s`, `5m`, `1h30m`, `1d` (at most ten years)",
                         );
                         None
                     }
                 }
             }
             _ => {
-                self.wrong_type(what, "a duration (`30` or `\"30s\"`)", value);
+                self.wrong_type(what, "a duration", "\"30s\"", value);
                 None
             }
         }
@@ -379,14 +479,24 @@ impl Reader {
         let Some(table) = self.table(value, "[vars]") else {
             return;
         };
+        let mut referenced = Vec::new();
         for (key, v) in table.entries.iter() {
             match v.get_ref() {
-                DeValue::String(s) if s.contains("${") => self.error(
-                    DiagnosticKind::InvalidValue,
-                    v.span(),
-                    format!("variable `{}` refers to another variable", key.get_ref()),
-                    Some("variables hold literal text; write the value out".into()),
-                ),
+                DeValue::String(s) if s.contains("${") => {
+                    self.error(
+                        DiagnosticKind::InvalidValue,
+                        v.span(),
+                        format!("variable `{}` refers to another variable", key.get_ref()),
+                        "variables hold literal text; write the value out",
+                    );
+                    // What it refers to is not "unused": the error above is the whole story.
+                    referenced.extend(
+                        s.split("${")
+                            .skip(1)
+                            .filter_map(|rest| rest.split_once('}'))
+                            .map(|(name, _)| name.to_owned()),
+                    );
+                }
                 DeValue::String(s) => {
                     self.vars.insert(
                         key.get_ref().to_string(),
@@ -397,7 +507,12 @@ impl Reader {
                         },
                     );
                 }
-                _ => self.wrong_type(&format!("vars.{}", key.get_ref()), "a string", v),
+                _ => self.wrong_type(&format!("vars.{}", key.get_ref()), "a string", "\"...\"", v),
+            }
+        }
+        for name in referenced {
+            if let Some(var) = self.vars.get_mut(&name) {
+                var.used = true;
             }
         }
     }
@@ -439,7 +554,7 @@ impl Reader {
                         DiagnosticKind::InvalidValue,
                         span,
                         "unclosed `${` in string",
-                        Some("write `${name}` to use a variable, or `$$` for a literal `$`".into()),
+                        "write `${name}` to use a variable, or `$$` for a literal `$`",
                     );
                     return None;
                 };
@@ -457,14 +572,14 @@ impl Reader {
                             }
                             None => format!(
                                 "defined variables: {}",
-                                self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
+                                ticks(&self.vars.keys().collect::<Vec<_>>())
                             ),
                         };
                         self.error(
                             DiagnosticKind::UndefinedVariable,
                             span,
                             format!("undefined variable `{name}`"),
-                            Some(help),
+                            help,
                         );
                         return None;
                     }

@@ -172,7 +172,31 @@ const MAX_NAME_IN_MESSAGE: usize = 64;
 
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
+        write!(f, "{} at byte {}", self.kind, self.offset)
+    }
+}
+
+impl JsonError {
+    /// The same message with the position as a line and column of `input` (for JWKS files,
+    /// which people open in an editor), e.g. "duplicate member `kid` at line 3, column 5".
+    pub(crate) fn at_line(&self, input: &[u8]) -> String {
+        let before = input.get(..self.offset).unwrap_or(input);
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(before.get(line_start..).unwrap_or(&[]))
+            .chars()
+            .count()
+            + 1;
+        format!("{} at line {line}, column {column}", self.kind)
+    }
+}
+
+impl fmt::Display for JsonErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             JsonErrorKind::InvalidUtf8 => f.write_str("invalid UTF-8")?,
             JsonErrorKind::NotAnObject => f.write_str("top-level value is not an object")?,
             JsonErrorKind::UnexpectedEnd => f.write_str("unexpected end of input")?,
@@ -205,7 +229,7 @@ impl fmt::Display for JsonError {
                 f.write_str("trailing data after the top-level object")?
             }
         }
-        write!(f, " at byte {}", self.offset)
+        Ok(())
     }
 }
 

@@ -27,6 +27,11 @@ pub(crate) const BASE64URL: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(false),
 );
 
+/// The header parameters RFC 7515 §4.1 registers; `crit` must never list them.
+pub(crate) const REGISTERED_HEADER_PARAMETERS: [&str; 11] = [
+    "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit",
+];
+
 /// Header and payload JSON may nest at most this deep; deeper input is rejected, never recursed.
 pub(crate) const MAX_JSON_DEPTH: usize = 64;
 

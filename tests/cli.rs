@@ -1,0 +1,596 @@
+//! The command-line contract (DESIGN §6): subcommands, flags, exit codes, JSON field names,
+//! batch mode and reason codes, run against the built `jwt-policy` binary.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+use support::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_jwt-policy"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// A directory holding the reference policy with these keys inline, plus extras for reasons that
+/// need them: `max_age` (for `token_too_old`) and a rule (for `rule_failed`).
+struct Setup {
+    dir: tempfile::TempDir,
+    key: TestKey,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let key = TestKey::rsa("k1", "RS256", 0);
+        let dir = tempfile::tempdir().unwrap();
+        let policy = keycard_policy(&[&key])
+            .replace("iat = \"optional\"", "iat = \"optional\"\nmax_age = \"1h\"")
+            + "\n[[rules]]\nname = \"no-delegation\"\ndescription = \"delegated (act) tokens are not accepted\"\nrequire = { claim = \"act\", present = false }\n";
+        std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+        std::fs::write(dir.path().join("keys.json"), jwks(&[&key])).unwrap();
+        Self { dir, key }
+    }
+
+    fn policy(&self) -> PathBuf {
+        self.dir.path().join("policy.toml")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `verify` with the setup's policy, `--now NOW`, a context, and `args`.
+    fn verify(&self, args: &[&str]) -> Output {
+        let policy = self.policy();
+        let mut all = vec![
+            "verify",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--now",
+            "1767225600",
+            "--context",
+            "credential.key_id=server-key-1",
+        ];
+        all.extend_from_slice(args);
+        run(&all)
+    }
+
+    fn token(&self, changes: Value) -> String {
+        let mut claims = good_claims();
+        for (k, v) in changes.as_object().unwrap() {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        self.key.sign(&claims)
+    }
+}
+
+fn json_line(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+#[test]
+fn check_valid_policy_exits_0_and_says_ok() {
+    let out = run(&["check", "policies/keycard-mcp.toml"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "policies/keycard-mcp.toml: ok\n");
+}
+
+#[test]
+fn check_invalid_policy_exits_2_with_located_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[resource]\nurl = \"https://x.example\"\n\n[time]\nleway = 30\n",
+    )
+    .unwrap();
+    let out = run(&["check", path.to_str().unwrap(), "policies/keycard-mcp.toml"]);
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    // Every problem: the typo and the missing issuer, each located, with help.
+    assert!(
+        err.contains("error[unknown-key]: unknown key `leway` in `[time]`"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{}:5:1", path.display())), "{err}");
+    assert!(err.contains("5 | leway = 30\n  | ^^^^^"), "{err}");
+    assert!(err.contains("= help: did you mean `leeway`?"), "{err}");
+    assert!(
+        err.contains("error[missing-key]: the policy trusts no issuer"),
+        "{err}"
+    );
+    // The valid policy after it is still checked.
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "{}: invalid\npolicies/keycard-mcp.toml: ok\n",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn check_warnings_exit_0_and_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        "policies/keycard-mcp.jwks.json",
+        dir.path().join("keycard-mcp.jwks.json"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string("policies/keycard-mcp.toml")
+        .unwrap()
+        .replace(
+            "{ value = \"${zone_url}\", resource = \"${resource_url}\" }",
+            "{ value = \"${zone_url}\" }",
+        )
+        .replace("claim = \"optional\"", "claim = \"ignored\"");
+    let path = dir.path().join("deputy.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = run(&["check", path.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{}: ok, 1 warning\n", path.display()));
+    assert!(
+        stderr(&out).contains("warning[unguarded-issuer-audience]"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_unreadable_policy_exits_2() {
+    let out = run(&["check", "no/such/policy.toml"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("cannot read policy `no/such/policy.toml`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn verify_allow_exits_0_with_stable_json_fields() {
+    let s = Setup::new();
+    let out = s.verify(&[&s.token(json!({}))]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "one line: {text}");
+    let d = json_line(text.trim_end());
+    let keys: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
+    for field in [
+        "verdict",
+        "reason",
+        "reasons",
+        "issuer",
+        "subject",
+        "client_id",
+        "client_id_source",
+        "resource_client_id",
+        "audience",
+        "resource",
+        "scopes",
+        "expires_at",
+        "checks",
+    ] {
+        assert!(keys.contains(&field), "missing `{field}` in {text}");
+    }
+    assert_eq!(d["verdict"], "allow");
+    assert_eq!(d["reason"], Value::Null);
+    assert_eq!(d["reasons"], json!([]));
+    assert_eq!(d["issuer"], ZONE);
+    assert_eq!(d["subject"], "user-123");
+    assert_eq!(d["client_id"], "client-abc");
+    assert_eq!(d["client_id_source"], "client_id");
+    assert_eq!(d["resource_client_id"], "server-key-1");
+    assert_eq!(d["audience"], RESOURCE);
+    assert_eq!(d["scopes"], json!(["mcp:tools", "mcp:resources"]));
+    assert_eq!(d["expires_at"], json!(NOW + 3600));
+    for check in d["checks"].as_array().unwrap() {
+        assert_eq!(check["outcome"], "passed", "{check}");
+        assert!(
+            check["rule"].is_string() && check["detail"].is_string(),
+            "{check}"
+        );
+    }
+}
+
+#[test]
+fn verify_deny_exits_1_and_names_expected_and_observed() {
+    let s = Setup::new();
+    let out =
+        s.verify(&[&s.token(json!({ "aud": ZONE, "resource": "https://other.example.com/mcp" }))]);
+    assert_eq!(code(&out), 1);
+    let d = json_line(stdout(&out).trim_end());
+    assert_eq!(d["verdict"], "deny");
+    assert_eq!(d["reason"], "resource_mismatch");
+    assert_eq!(
+        d["reasons"],
+        json!(["resource_mismatch", "resource_mismatch"])
+    );
+    let failed: Vec<&Value> = d["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] == "failed")
+        .collect();
+    assert_eq!(failed[0]["rule"], "audience");
+    assert_eq!(failed[0]["reason"], "resource_mismatch");
+    assert!(
+        failed[0]["expected"].as_str().unwrap().contains(RESOURCE),
+        "{}",
+        failed[0]
+    );
+    assert!(
+        failed[0]["observed"]
+            .as_str()
+            .unwrap()
+            .contains("https://other.example.com/mcp"),
+        "{}",
+        failed[0]
+    );
+}
+
+#[test]
+fn verify_text_format_explains_in_a_few_lines() {
+    let s = Setup::new();
+    let out = s.verify(&[
+        "--format",
+        "text",
+        &s.token(json!({ "aud": ZONE, "resource": RESOURCE })),
+    ]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    assert!(text.starts_with("ALLOW\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "audience: `aud` contains `{ZONE}` and `resource` names `{RESOURCE}`"
+        )),
+        "{text}"
+    );
+    assert!(text.lines().count() <= 5, "{text}");
+
+    let out = s.verify(&["--format", "text", &s.token(json!({ "exp": NOW - 100 }))]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("DENY: expired (invalid_token HTTP 401)\n"),
+        "{text}"
+    );
+    assert!(text.contains("exp failed [expired]"), "{text}");
+    assert!(text.contains("expected: now < exp + leeway"), "{text}");
+    assert!(text.contains("observed: now = 1767225600"), "{text}");
+}
+
+#[test]
+fn verify_token_file_strips_one_line_ending() {
+    let s = Setup::new();
+    let path = s.path("token.jwt");
+    std::fs::write(&path, format!("{}\r\n", s.token(json!({})))).unwrap();
+    let out = s.verify(&["--token-file", path.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    // Anything more than one line ending is part of the token, and the token is malformed.
+    std::fs::write(&path, format!("{}\n\n", s.token(json!({})))).unwrap();
+    let out = s.verify(&["--token-file", path.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        json_line(stdout(&out).trim_end())["reason"],
+        "malformed_token"
+    );
+}
+
+/// One token per reason code the CLI can produce. `keys_unavailable` needs a remote key source
+/// and `internal` a bug: both are covered through the library (tests/scenarios.rs).
+fn reason_cases(s: &Setup) -> Vec<(&'static str, String)> {
+    let k = &s.key;
+    let claims = good_claims;
+    let with = |changes: Value| s.token(changes);
+    let mut header = k.header();
+    header["typ"] = json!("JWT");
+    let bad_typ = k.sign_with(&header, &claims());
+    let mut header = k.header();
+    header["crit"] = json!(["exp-ext"]);
+    header["exp-ext"] = json!(1);
+    let crit = k.sign_with(&header, &claims());
+    let mut header = k.header();
+    header["kid"] = json!("nope");
+    let unknown_kid = k.sign_with(&header, &claims());
+    let ps256 = TestKey::rsa("k1", "PS256", 0).sign(&claims());
+    let es_with_rsa_kid = TestKey::es256("k1").sign(&claims());
+    let good = with(json!({}));
+    let (input, _) = good.rsplit_once('.').unwrap();
+    let (head, _) = input.split_once('.').unwrap();
+    let forged_payload = b64(json!({ "iss": ZONE, "aud": RESOURCE, "sub": "admin" }).to_string());
+    let tampered = format!(
+        "{head}.{forged_payload}.{}",
+        good.rsplit_once('.').unwrap().1
+    );
+    vec![
+        (
+            "token_too_large",
+            format!("{}.{}.{}", "a".repeat(9000), "b".repeat(9000), "c"),
+        ),
+        ("malformed_token", "not.a.token".into()),
+        (
+            "untrusted_issuer",
+            with(json!({ "iss": "https://evil.example" })),
+        ),
+        ("algorithm_not_allowed", ps256),
+        ("key_not_found", unknown_kid),
+        ("key_mismatch", es_with_rsa_kid),
+        ("invalid_signature", tampered),
+        ("invalid_type", bad_typ),
+        ("unsupported_critical_header", crit),
+        ("missing_claim", with(json!({ "exp": null }))),
+        ("invalid_claim", with(json!({ "exp": "tomorrow" }))),
+        ("expired", with(json!({ "exp": NOW - 31 }))),
+        ("not_yet_valid", with(json!({ "nbf": NOW + 31 }))),
+        ("issued_in_future", with(json!({ "iat": NOW + 31 }))),
+        ("token_too_old", with(json!({ "iat": NOW - 3600 - 30 }))),
+        (
+            "audience_mismatch",
+            with(json!({ "aud": "https://other.example.com/mcp" })),
+        ),
+        ("resource_mismatch", with(json!({ "aud": ZONE }))),
+        (
+            "insufficient_scope",
+            with(json!({ "scope": "mcp:resources" })),
+        ),
+        ("missing_client_id", with(json!({ "client_id": null }))),
+        ("rule_failed", with(json!({ "act": { "sub": "agent" } }))),
+    ]
+}
+
+#[test]
+fn every_reason_code_through_the_cli_one_token_at_a_time() {
+    let s = Setup::new();
+    for (reason, token) in reason_cases(&s) {
+        let out = s.verify(&[&token]);
+        assert_eq!(code(&out), 1, "{reason}: {}", stderr(&out));
+        let d = json_line(stdout(&out).trim_end());
+        assert_eq!(d["verdict"], "deny", "{reason}");
+        assert_eq!(d["reason"], reason, "{d}");
+    }
+}
+
+#[test]
+fn tokens_file_gives_one_decision_per_line_in_order_and_exits_0() {
+    let s = Setup::new();
+    let cases = reason_cases(&s);
+    let good = s.token(json!({}));
+    let mut text = String::new();
+    text.push_str(&good);
+    text.push_str("\r\n");
+    for (_, token) in &cases {
+        text.push_str(token);
+        text.push('\n');
+    }
+    text.push('\n'); // an empty line is decided too
+    text.push_str(&good); // the last line has no line ending
+    let path = s.path("tokens.txt");
+    std::fs::write(&path, &text).unwrap();
+    let out = s.verify(&["--tokens-file", path.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lines: Vec<Value> = stdout(&out).lines().map(json_line).collect();
+    assert_eq!(lines.len(), cases.len() + 3);
+    assert_eq!(lines[0]["verdict"], "allow");
+    for (line, (reason, _)) in lines[1..].iter().zip(&cases) {
+        assert_eq!(line["reason"], *reason);
+    }
+    assert_eq!(lines[cases.len() + 1]["reason"], "malformed_token");
+    assert_eq!(lines[cases.len() + 2]["verdict"], "allow");
+}
+
+#[test]
+fn tokens_from_stdin() {
+    let s = Setup::new();
+    let policy = s.policy();
+    let mut child = bin()
+        .args([
+            "verify",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--now",
+            "1767225600",
+        ])
+        .args([
+            "--context",
+            "credential.key_id=server-key-1",
+            "--tokens-file",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = format!(
+        "{}\n{}\n",
+        s.token(json!({})),
+        s.token(json!({ "exp": NOW - 100 }))
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0);
+    let reasons: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| json_line(l)["reason"].clone())
+        .collect();
+    assert_eq!(reasons, vec![Value::Null, json!("expired")]);
+}
+
+#[test]
+fn jwks_flag_replaces_every_issuers_keys() {
+    let s = Setup::new();
+    let other = TestKey::ed25519("k1");
+    let token = other.sign(&good_claims());
+    // With the policy's own keys the token's key id names an RSA key: mismatch.
+    assert_eq!(code(&s.verify(&[&token])), 1);
+    let keys = s.path("other.json");
+    std::fs::write(&keys, jwks(&[&other])).unwrap();
+    let out = s.verify(&["--jwks", keys.to_str().unwrap(), &token]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+}
+
+#[test]
+fn usage_policy_and_io_errors_exit_2() {
+    let s = Setup::new();
+    let token = s.token(json!({}));
+    let policy = s.policy();
+    let p = policy.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["verify", "--policy", p, "--now", "soon", &token],
+            "--now soon",
+        ),
+        (
+            vec![
+                "verify",
+                "--policy",
+                p,
+                "--context",
+                "no-equals-sign",
+                &token,
+            ],
+            "KEY=VALUE",
+        ),
+        (
+            vec!["verify", "--policy", "missing.toml", &token],
+            "cannot read policy",
+        ),
+        (
+            vec!["verify", "--policy", p, "--jwks", "missing.json", &token],
+            "cannot read JWKS",
+        ),
+        (
+            vec!["verify", "--policy", p, "--token-file", "missing.jwt"],
+            "cannot read",
+        ),
+        (
+            vec!["verify", "--policy", p, "--tokens-file", "missing.txt"],
+            "cannot read",
+        ),
+        (vec!["verify", "--policy", p], "required"),
+        (
+            vec!["verify", "--policy", p, "--token-file", "x", &token],
+            "cannot be used with",
+        ),
+        (
+            vec!["verify", "--policy", p, "--format", "yaml", &token],
+            "invalid value",
+        ),
+        (vec!["frobnicate"], "unrecognized subcommand"),
+        (
+            vec!["verify", "--policy", p, &token],
+            "no resource client id",
+        ),
+    ];
+    for (mut args, needle) in cases {
+        if needle != "no resource client id" && args.first() == Some(&"verify") {
+            args.extend(["--context", "credential.key_id=server-key-1"]);
+        }
+        let out = run(&args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(needle),
+            "{args:?}: expected `{needle}` in {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn unstable_resource_client_id_is_refused_before_any_token_is_read() {
+    let s = Setup::new();
+    let policy = s.policy();
+    let out = run(&[
+        "verify",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--context",
+        "registration.client_id=ua:7f3a9c",
+        &s.token(json!({})),
+    ]);
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "resource client id `ua:7f3a9c` (from context `registration.client_id`) is refused"
+        ),
+        "{err}"
+    );
+    // A stable credential key id wins over the registered id.
+    let out = run(&[
+        "verify",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--now",
+        "1767225600",
+        "--context",
+        "registration.client_id=ua:7f3a9c",
+        "--context",
+        "credential.key_id=server-key-1",
+        &s.token(json!({})),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        json_line(stdout(&out).trim_end())["resource_client_id"],
+        "server-key-1"
+    );
+}
+
+#[test]
+fn readme_command_runs_on_the_shipped_demo() {
+    let out = run(&[
+        "verify",
+        "--policy",
+        "policies/keycard-mcp.toml",
+        "--now",
+        "1767225600",
+        "--format",
+        "text",
+        "--context",
+        "credential.key_id=mcp-server-key-1",
+        "--token-file",
+        "policies/demo/zone-audience.jwt",
+    ]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).starts_with("ALLOW\n"));
+    // The README quotes this command; keep the two in step.
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(readme.contains(
+        "cargo run -- verify --policy policies/keycard-mcp.toml --now 1767225600 --format text --context credential.key_id=mcp-server-key-1 --token-file policies/demo/zone-audience.jwt"
+    ));
+}
