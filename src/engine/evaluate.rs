@@ -63,10 +63,14 @@ pub(crate) fn run(
     .unwrap_or_else(|_| (internal(inner), None))
 }
 
-fn internal(inner: &Inner) -> Decision {
+/// The decision for a bug: deny, reason `internal`, and nothing from the token.
+pub(crate) fn internal(inner: &Inner) -> Decision {
     Decision {
         verdict: Verdict::Deny,
-        principal: Principal::default(),
+        principal: Principal {
+            resource_client_id: inner.resource_client_id.clone(),
+            ..Principal::default()
+        },
         checks: vec![Check {
             rule: Arc::from("internal"),
             outcome: Outcome::Failed {

@@ -12,13 +12,17 @@ mod time;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use decision::{Check, Decision, Outcome, Principal, Reason, Verdict};
 
 use crate::Algorithm;
-use crate::jwks::{Key, KeyError, KeySet, KeySource, StaticKeys};
+use crate::jwks::{Key, KeyError, KeySet, KeySource, KeysFuture, StaticKeys};
 use crate::policy::{Policy, SecretSource};
 
 /// A point in time, exact to the nanosecond, counted from the Unix epoch.
@@ -401,14 +405,37 @@ impl PolicyEngine {
         else {
             return decision;
         };
-        let Ok(fresh) = source.refresh().await else {
-            return decision;
+        // A key source is the service's code; if it panics, the token is denied as `internal`
+        // and the caller's task goes on.
+        let refreshed = match catch_unwind(AssertUnwindSafe(|| source.refresh())) {
+            Ok(future) => CatchUnwind(future).await,
+            Err(_) => Err(()),
+        };
+        let fresh = match refreshed {
+            Ok(Ok(fresh)) => fresh,
+            Ok(Err(_)) => return decision,
+            Err(()) => return evaluate::internal(&self.inner),
         };
         let lookup = |issuer: &CompiledIssuer| match &issuer.keys {
             Some(s) if Arc::ptr_eq(s, &source) => Ok(fresh.clone()),
             _ => current_keys(issuer),
         };
         evaluate::run(&self.inner, token, now, &lookup).0
+    }
+}
+
+/// Polls a key source's future, turning a panic into `Err(())`.
+struct CatchUnwind<'a>(KeysFuture<'a>);
+
+impl Future for CatchUnwind<'_> {
+    type Output = Result<Result<Arc<KeySet>, KeyError>, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(Poll::Ready(keys)) => Poll::Ready(Ok(keys)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
     }
 }
 

@@ -122,11 +122,10 @@ pub(crate) struct Header {
     pub(crate) object: Object,
 }
 
-/// A token whose signature was verified with a key of the issuer it names. Only
-/// [`UnverifiedToken::verify`] constructs one.
+/// The claims of a token whose signature was verified with a key of the issuer it names. Only
+/// [`UnverifiedToken::verify`] constructs one, and claim rules take nothing else.
 #[derive(Debug)]
 pub(crate) struct VerifiedToken {
-    header: Header,
     claims: Object,
 }
 
@@ -134,12 +133,6 @@ impl VerifiedToken {
     /// The verified claims.
     pub(crate) fn claims(&self) -> &Object {
         &self.claims
-    }
-
-    /// The verified header.
-    #[allow(dead_code)]
-    pub(crate) fn header(&self) -> &Header {
-        &self.header
     }
 }
 
@@ -158,7 +151,6 @@ impl<'t> UnverifiedToken<'t> {
     pub(crate) fn verify(self, key: &Key, alg: Algorithm) -> Option<VerifiedToken> {
         key.verify(self.signing_input.as_bytes(), self.signature, alg)
             .then_some(VerifiedToken {
-                header: self.header,
                 claims: self.claims,
             })
     }

@@ -1,0 +1,1345 @@
+//! Attack regressions: hostile or sloppy tokens against the reference policy. Each one is denied
+//! with the right reason code, and none of them makes the engine panic.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use base64::Engine as _;
+use jwt_policy::{Decision, Outcome, Policy, PolicyEngine, Principal, Reason};
+use serde_json::{Value, json};
+use support::*;
+
+const CTX: &[(&str, &str)] = &[("credential.key_id", "stable-1")];
+
+/// The reference policy's keys: an RSA, a P-256 and an Ed25519 key, and the engine trusting them.
+struct Fixture {
+    rsa: TestKey,
+    es: TestKey,
+    ed: TestKey,
+    engine: PolicyEngine,
+}
+
+fn fixture() -> Fixture {
+    let rsa = TestKey::rsa("k1", "RS256", 0);
+    let es = TestKey::es256("e1");
+    let ed = TestKey::ed25519("ed1");
+    let engine = engine(&keycard_policy(&[&rsa, &es, &ed]), CTX);
+    Fixture {
+        rsa,
+        es,
+        ed,
+        engine,
+    }
+}
+
+/// The reference policy with this JWKS text inline.
+fn policy_with_jwks(jwks: &str) -> String {
+    let key = TestKey::ed25519("placeholder");
+    let text = keycard_policy(&[&key]);
+    let placeholder = support::jwks(&[&key]);
+    assert!(text.contains(&placeholder));
+    text.replace(&placeholder, jwks)
+}
+
+fn replace(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "text lacks `{from}`");
+    text.replace(from, to)
+}
+
+fn failed_rule(d: &Decision) -> String {
+    d.failures()
+        .next()
+        .map(|c| c.rule().to_owned())
+        .unwrap_or_default()
+}
+
+#[track_caller]
+fn assert_allow(d: &Decision) {
+    assert_eq!(outcome(d), "allow", "{}", d.explain());
+}
+
+#[track_caller]
+fn assert_deny(d: &Decision, reason: &str, rule: &str) {
+    assert!(!d.is_allowed(), "{}", d.explain());
+    assert_eq!(outcome(d), reason, "{}", d.explain());
+    assert_eq!(failed_rule(d), rule, "{}", d.explain());
+}
+
+fn check<'d>(d: &'d Decision, rule: &str) -> &'d jwt_policy::Check {
+    d.checks()
+        .iter()
+        .find(|c| c.rule() == rule)
+        .unwrap_or_else(|| panic!("no check `{rule}` in\n{}", d.explain()))
+}
+
+/// The checks that read claims: none of them may pass or fail on an unverified token.
+const CLAIM_CHECKS: [&str; 8] = [
+    "exp",
+    "nbf",
+    "iat",
+    "max_age",
+    "audience",
+    "resource",
+    "scopes",
+    "client_id",
+];
+
+#[track_caller]
+fn assert_claims_not_evaluated(d: &Decision) {
+    for c in d.checks() {
+        if CLAIM_CHECKS.contains(&c.rule())
+            || c.rule().starts_with("rule:")
+            || c.rule().starts_with("constraint:")
+            || c.rule().starts_with("required:")
+        {
+            assert_eq!(c.outcome(), &Outcome::NotEvaluated, "{}", d.explain());
+        }
+    }
+    assert_eq!(
+        d.principal(),
+        &Principal {
+            resource_client_id: Some("stable-1".into()),
+            ..Principal::default()
+        },
+        "{}",
+        d.explain()
+    );
+}
+
+/// `good_claims()` with `changes` applied (a `null` change removes the claim).
+fn claims_with(changes: Value) -> Value {
+    let mut claims = good_claims();
+    for (name, value) in changes.as_object().unwrap() {
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(name);
+        } else {
+            claims[name] = value.clone();
+        }
+    }
+    claims
+}
+
+/// `key`'s default header with `changes` applied (a `null` change removes the member).
+fn header_with(key: &TestKey, changes: Value) -> Value {
+    let mut header = key.header();
+    for (name, value) in changes.as_object().unwrap() {
+        if value.is_null() {
+            header.as_object_mut().unwrap().remove(name);
+        } else {
+            header[name] = value.clone();
+        }
+    }
+    header
+}
+
+/// Splits a compact JWS into its three segments.
+fn segments(token: &str) -> [String; 3] {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    [parts[0].into(), parts[1].into(), parts[2].into()]
+}
+
+/// The same JSON text with its last `}` replaced by `extra}`.
+fn append_member(json: &str, extra: &str) -> String {
+    let body = json.strip_suffix('}').unwrap();
+    format!("{body},{extra}}}")
+}
+
+mod alg_none {
+    use super::*;
+
+    #[test]
+    fn unsigned_tokens_in_any_case() {
+        let f = fixture();
+        for alg in ["none", "None", "NONE", "nOnE"] {
+            let header = header_with(&f.rsa, json!({ "alg": alg }));
+            let input = format!(
+                "{}.{}",
+                b64(header.to_string()),
+                b64(good_claims().to_string())
+            );
+            // No signature at all: not even a compact JWS.
+            let d = decide(&f.engine, &format!("{input}."));
+            assert_deny(&d, "malformed_token", "format");
+            assert!(
+                check(&d, "format").detail().contains("signature"),
+                "{}",
+                d.explain()
+            );
+            // Any signature bytes at all, including a real RS256 signature over the input.
+            for sig in ["AAAA".to_owned(), b64(f.rsa.signature(input.as_bytes()))] {
+                let d = decide(&f.engine, &format!("{input}.{sig}"));
+                assert_deny(&d, "algorithm_not_allowed", "algorithm");
+                assert_eq!(check(&d, "key").outcome(), &Outcome::NotEvaluated);
+                assert_eq!(check(&d, "signature").outcome(), &Outcome::NotEvaluated);
+                assert_claims_not_evaluated(&d);
+            }
+        }
+    }
+
+    #[test]
+    fn near_miss_algorithm_names() {
+        let f = fixture();
+        for alg in [
+            "rs256",
+            "RS256 ",
+            " RS256",
+            "RS-256",
+            "RS256\u{0}",
+            "Rs256",
+            "es256",
+            "EDDSA",
+            "Ed25519",
+            "",
+            &"A".repeat(5_000),
+        ] {
+            let header = header_with(&f.rsa, json!({ "alg": alg }));
+            let d = decide(&f.engine, &f.rsa.sign_with(&header, &good_claims()));
+            assert_deny(&d, "algorithm_not_allowed", "algorithm");
+        }
+    }
+
+    #[test]
+    fn policies_cannot_allow_none() {
+        for alg in ["none", "None", "NONE"] {
+            let policy = replace(
+                &keycard_policy(&[&TestKey::ed25519("ed")]),
+                r#"algorithms = ["RS256", "ES256", "EdDSA"]"#,
+                &format!(r#"algorithms = ["EdDSA", "{alg}"]"#),
+            );
+            let err =
+                Policy::from_toml("test.toml", &policy, env!("CARGO_MANIFEST_DIR")).unwrap_err();
+            assert!(err.to_string().contains("unsigned"), "{err}");
+        }
+    }
+}
+
+mod key_confusion {
+    use super::*;
+
+    /// DER length octets.
+    fn der_len(len: usize) -> Vec<u8> {
+        if len < 0x80 {
+            vec![len as u8]
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            let mut out = vec![0x80 | bytes.len() as u8];
+            out.extend(bytes);
+            out
+        }
+    }
+
+    fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend(der_len(content.len()));
+        out.extend_from_slice(content);
+        out
+    }
+
+    fn der_uint(bytes: &[u8]) -> Vec<u8> {
+        let mut content = Vec::new();
+        if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+            content.push(0);
+        }
+        content.extend_from_slice(bytes);
+        der(0x02, &content)
+    }
+
+    /// The RSA public key as PKCS#1 DER, SubjectPublicKeyInfo DER, and PEM: what attackers feed an
+    /// HMAC verifier that takes "the key" as bytes.
+    fn public_key_encodings(key: &TestKey) -> Vec<Vec<u8>> {
+        let decode = |member: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(key.jwk[member].as_str().unwrap())
+                .unwrap()
+        };
+        let (n, e) = (decode("n"), decode("e"));
+        let pkcs1 = der(0x30, &[der_uint(&n), der_uint(&e)].concat());
+        let algorithm = der(
+            0x30,
+            &[
+                der(
+                    0x06,
+                    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+                ),
+                vec![0x05, 0x00],
+            ]
+            .concat(),
+        );
+        let spki = der(
+            0x30,
+            &[algorithm, der(0x03, &[&[0u8][..], &pkcs1].concat())].concat(),
+        );
+        let body = base64::engine::general_purpose::STANDARD.encode(&spki);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        );
+        vec![
+            n.clone(),
+            key.jwk["n"].as_str().unwrap().as_bytes().to_vec(),
+            key.jwk.to_string().into_bytes(),
+            pkcs1,
+            spki,
+            pem.clone().into_bytes(),
+            pem.trim_end().as_bytes().to_vec(),
+        ]
+    }
+
+    #[test]
+    fn hs256_signed_with_the_rsa_public_key() {
+        let f = fixture();
+        for secret in public_key_encodings(&f.rsa) {
+            for alg in ["HS256", "HS384", "HS512"] {
+                let forged = TestKey::hmac("k1", alg, &secret);
+                let d = decide(&f.engine, &forged.sign(&good_claims()));
+                assert_deny(&d, "algorithm_not_allowed", "algorithm");
+                assert_claims_not_evaluated(&d);
+            }
+        }
+    }
+
+    #[test]
+    fn hs256_with_public_key_bytes_even_where_hmac_is_allowed() {
+        // The issuer allows HS256 with its own named secret: the public key is still never a secret.
+        let f = fixture();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), [b'q'; 48]).unwrap();
+        let policy = replace(
+            &keycard_policy(&[&f.rsa, &f.es, &f.ed]),
+            r#"algorithms = ["RS256", "ES256", "EdDSA"]"#,
+            &format!(
+                "algorithms = [\"RS256\", \"ES256\", \"EdDSA\", \"HS256\"]\nhmac_secrets = [{{ kid = \"h1\", file = '{}' }}]",
+                file.path().display()
+            ),
+        );
+        let engine = engine(&policy, CTX);
+        assert_allow(&decide(
+            &engine,
+            &TestKey::hmac("h1", "HS256", &[b'q'; 48]).sign(&good_claims()),
+        ));
+        for secret in public_key_encodings(&f.rsa) {
+            // Naming the RSA key: HMAC keys come only from the named secrets.
+            let forged = TestKey::hmac("k1", "HS256", &secret);
+            let d = decide(&engine, &forged.sign(&good_claims()));
+            assert_deny(&d, "key_not_found", "key");
+            // Naming the secret's kid: the real secret checks it, and it does not verify.
+            let forged = TestKey::hmac("h1", "HS256", &secret);
+            let d = decide(&engine, &forged.sign(&good_claims()));
+            assert_deny(&d, "invalid_signature", "signature");
+            assert_claims_not_evaluated(&d);
+        }
+    }
+
+    #[test]
+    fn kid_naming_a_key_of_another_family() {
+        let f = fixture();
+        // ES256 with the RSA key's kid, RS256 with the EC key's kid, EdDSA with the EC key's.
+        for (signer, kid) in [(&f.es, "k1"), (&f.rsa, "e1"), (&f.ed, "e1"), (&f.es, "ed1")] {
+            let header = header_with(signer, json!({ "kid": kid }));
+            let d = decide(&f.engine, &signer.sign_with(&header, &good_claims()));
+            assert_deny(&d, "key_mismatch", "key");
+            assert_eq!(check(&d, "signature").outcome(), &Outcome::NotEvaluated);
+        }
+    }
+
+    #[test]
+    fn jwk_alg_differs_from_the_token_alg() {
+        let pinned = TestKey::rsa("k384", "RS384", 0);
+        let jwks = json!({ "keys": [pinned.jwk_with_alg()] }).to_string();
+        let policy = replace(
+            &policy_with_jwks(&jwks),
+            r#"algorithms = ["RS256", "ES256", "EdDSA"]"#,
+            r#"algorithms = ["RS256", "RS384"]"#,
+        );
+        let engine = engine(&policy, CTX);
+        assert_allow(&decide(&engine, &pinned.sign(&good_claims())));
+        // Same key pair, same kid, but RS256.
+        let same_pair = TestKey::rsa("k384", "RS256", 0);
+        let d = decide(&engine, &same_pair.sign(&good_claims()));
+        assert_deny(&d, "key_mismatch", "key");
+        assert!(
+            check(&d, "key").detail().contains("RS384"),
+            "{}",
+            d.explain()
+        );
+    }
+
+    #[test]
+    fn p384_key_for_an_es256_token() {
+        let p384 = TestKey::es384("ec");
+        let p256 = TestKey::es256("ec-256");
+        let policy = replace(
+            &keycard_policy(&[&p384, &p256]),
+            r#"algorithms = ["RS256", "ES256", "EdDSA"]"#,
+            r#"algorithms = ["ES256", "ES384"]"#,
+        );
+        let engine = engine(&policy, CTX);
+        let header = header_with(&p256, json!({ "kid": "ec" }));
+        let d = decide(&engine, &p256.sign_with(&header, &good_claims()));
+        assert_deny(&d, "key_mismatch", "key");
+    }
+}
+
+mod signatures {
+    use super::*;
+
+    #[test]
+    fn es256_with_r_and_s_zero() {
+        let f = fixture();
+        let [h, p, _] = segments(&f.es.sign(&good_claims()));
+        let d = decide(&f.engine, &format!("{h}.{p}.{}", b64([0u8; 64])));
+        assert_deny(&d, "invalid_signature", "signature");
+        assert_claims_not_evaluated(&d);
+    }
+
+    #[test]
+    fn es256_with_a_der_signature() {
+        let f = fixture();
+        let [h, p, _] = segments(&f.es.sign(&good_claims()));
+        let input = format!("{h}.{p}");
+        let der = f.es.der_signature(input.as_bytes());
+        assert_ne!(der.len(), 64);
+        let d = decide(&f.engine, &format!("{input}.{}", b64(der)));
+        assert_deny(&d, "invalid_signature", "signature");
+    }
+
+    #[test]
+    fn truncated_or_extended_signatures() {
+        let f = fixture();
+        for key in [&f.rsa, &f.es, &f.ed] {
+            let token = key.sign(&good_claims());
+            let [h, p, _] = segments(&token);
+            let input = format!("{h}.{p}");
+            let sig = key.signature(input.as_bytes());
+            for bad in [
+                sig[..sig.len() - 1].to_vec(),
+                [sig.as_slice(), &[0]].concat(),
+                [&[0], sig.as_slice()].concat(),
+                vec![0; 1],
+            ] {
+                let d = decide(&f.engine, &format!("{input}.{}", b64(bad)));
+                assert_deny(&d, "invalid_signature", "signature");
+            }
+        }
+    }
+
+    #[test]
+    fn claims_modified_after_signing() {
+        let f = fixture();
+        for key in [&f.rsa, &f.es, &f.ed] {
+            let [h, _, s] = segments(&key.sign(&claims_with(json!({ "scope": "read" }))));
+            // Granting more, and then breaking every claim rule: nothing is judged.
+            for forged in [
+                good_claims(),
+                json!({
+                    "iss": ZONE, "aud": "https://evil.example", "exp": NOW - 10_000,
+                    "nbf": NOW + 10_000, "iat": NOW + 10_000, "scope": 7, "client_id": 1,
+                }),
+            ] {
+                let d = decide(&f.engine, &format!("{h}.{}.{s}", b64(forged.to_string())));
+                assert_deny(&d, "invalid_signature", "signature");
+                assert_eq!(d.reasons(), [Reason::InvalidSignature], "{}", d.explain());
+                assert_claims_not_evaluated(&d);
+                let json: Value = serde_json::from_str(&d.to_json()).unwrap();
+                assert_eq!(json["subject"], Value::Null);
+                assert_eq!(json["scopes"], json!([]));
+                assert_eq!(json["audience"], Value::Null);
+            }
+        }
+    }
+
+    #[test]
+    fn header_modified_after_signing() {
+        let f = fixture();
+        let [_, p, s] = segments(&f.rsa.sign(&good_claims()));
+        let header = header_with(&f.rsa, json!({ "typ": "application/at+jwt" }));
+        let d = decide(&f.engine, &format!("{}.{p}.{s}", b64(header.to_string())));
+        assert_deny(&d, "invalid_signature", "signature");
+        assert_claims_not_evaluated(&d);
+    }
+}
+
+mod key_selection {
+    use super::*;
+
+    #[test]
+    fn unknown_kid() {
+        let f = fixture();
+        for kid in ["nope", "K1", "k1 ", "", "../k1"] {
+            let header = header_with(&f.rsa, json!({ "kid": kid }));
+            let d = decide(&f.engine, &f.rsa.sign_with(&header, &good_claims()));
+            assert_deny(&d, "key_not_found", "key");
+            assert_claims_not_evaluated(&d);
+        }
+    }
+
+    #[test]
+    fn missing_kid_when_required() {
+        let f = fixture();
+        for key in [&f.rsa, &f.es, &f.ed] {
+            let header = header_with(key, json!({ "kid": null }));
+            let d = decide(&f.engine, &key.sign_with(&header, &good_claims()));
+            assert_deny(&d, "key_not_found", "key");
+        }
+    }
+
+    #[test]
+    fn missing_kid_when_optional_picks_only_an_unambiguous_key() {
+        let f = fixture();
+        let policy = replace(
+            &keycard_policy(&[&f.rsa, &f.es, &f.ed]),
+            "kid = \"required\"",
+            "kid = \"optional\"",
+        );
+        let engine = engine(&policy, CTX);
+        let header = header_with(&f.rsa, json!({ "kid": null }));
+        assert_allow(&decide(&engine, &f.rsa.sign_with(&header, &good_claims())));
+        // Two RSA keys: refusing to guess.
+        let second = TestKey::rsa("k2", "RS256", 1);
+        let policy = replace(
+            &keycard_policy(&[&f.rsa, &second]),
+            "kid = \"required\"",
+            "kid = \"optional\"",
+        );
+        let engine = support::engine(&policy, CTX);
+        let d = decide(&engine, &f.rsa.sign_with(&header, &good_claims()));
+        assert_deny(&d, "key_not_found", "key");
+    }
+
+    #[test]
+    fn key_pointing_headers_are_ignored() {
+        let f = fixture();
+        // The attacker's own key pair, offered in the header in every way JWS allows.
+        let attacker = TestKey::rsa("k1", "RS256", 1);
+        let attacker_renamed = TestKey::rsa("attacker", "RS256", 1);
+        let offers = [
+            json!({ "jwk": attacker.jwk }),
+            json!({ "jku": "https://attacker.example/jwks.json" }),
+            json!({ "x5u": "https://attacker.example/cert.pem" }),
+            json!({ "x5c": ["MIIBszCCAVmgAwIBAgIUQ2F0dGFja2VyIGNlcnQ="] }),
+            json!({
+                "jwk": attacker.jwk,
+                "jku": "https://attacker.example/jwks.json",
+                "x5u": "https://attacker.example/cert.pem",
+                "x5c": ["MIIBszCCAVmgAwIBAgIUQ2F0dGFja2VyIGNlcnQ="],
+            }),
+        ];
+        for offer in offers {
+            // Claiming the trusted key's kid: the trusted key checks it, and it fails.
+            let header = header_with(&attacker, offer.clone());
+            let d = decide(&f.engine, &attacker.sign_with(&header, &good_claims()));
+            assert_deny(&d, "invalid_signature", "signature");
+            assert_claims_not_evaluated(&d);
+            // Naming its own kid: no such key.
+            let header = header_with(&attacker_renamed, offer.clone());
+            let d = decide(
+                &f.engine,
+                &attacker_renamed.sign_with(&header, &good_claims()),
+            );
+            assert_deny(&d, "key_not_found", "key");
+            // No kid at all.
+            let mut header = header_with(&attacker, offer.clone());
+            header.as_object_mut().unwrap().remove("kid");
+            let d = decide(&f.engine, &attacker.sign_with(&header, &good_claims()));
+            assert_deny(&d, "key_not_found", "key");
+        }
+    }
+
+    /// Two issuers in one policy, each with its own keys.
+    fn two_issuers(a: &TestKey, b: &TestKey) -> PolicyEngine {
+        let policy = format!(
+            "{}\n[[issuers]]\niss = \"https://other-zone.example\"\nalgorithms = [\"RS256\", \"ES256\"]\njwks = '''{}'''\n",
+            keycard_policy(&[a]),
+            support::jwks(&[b])
+        );
+        engine(&policy, CTX)
+    }
+
+    #[test]
+    fn keys_belong_to_their_issuer() {
+        let a = TestKey::es256("a-key");
+        let b = TestKey::es256("b-key");
+        let engine = two_issuers(&a, &b);
+        let other = json!({ "iss": "https://other-zone.example" });
+        assert_allow(&decide(&engine, &a.sign(&good_claims())));
+        assert_allow(&decide(&engine, &b.sign(&claims_with(other.clone()))));
+        // A's key, A's kid, but claiming B.
+        let d = decide(&engine, &a.sign(&claims_with(other)));
+        assert_deny(&d, "key_not_found", "key");
+        assert_claims_not_evaluated(&d);
+        // B's key claiming A.
+        let d = decide(&engine, &b.sign(&good_claims()));
+        assert_deny(&d, "key_not_found", "key");
+    }
+
+    #[test]
+    fn same_kid_at_two_issuers_stays_apart() {
+        let a = TestKey::rsa("shared", "RS256", 0);
+        let b = TestKey::rsa("shared", "RS256", 1);
+        let engine = two_issuers(&a, &b);
+        let other = json!({ "iss": "https://other-zone.example" });
+        assert_allow(&decide(&engine, &a.sign(&good_claims())));
+        assert_allow(&decide(&engine, &b.sign(&claims_with(other.clone()))));
+        let d = decide(&engine, &a.sign(&claims_with(other)));
+        assert_deny(&d, "invalid_signature", "signature");
+        let d = decide(&engine, &b.sign(&good_claims()));
+        assert_deny(&d, "invalid_signature", "signature");
+    }
+}
+
+mod duplicates {
+    use super::*;
+
+    #[test]
+    fn duplicate_claims() {
+        let f = fixture();
+        let header = f.es.header().to_string();
+        let claims = good_claims().to_string();
+        for extra in [
+            r#""aud":"https://evil.example""#,
+            r#""\u0061ud":"https://evil.example""#,
+            r#""\u0061\u0075\u0064":"https://evil.example""#,
+            r#""exp":99999999999"#,
+            r#""\u0065xp":99999999999"#,
+            r#""iss":"https://abc123.keycard.cloud""#,
+            r#""scope":"mcp:tools admin""#,
+            r#""org":{"id":1,"id":2}"#,
+            r#""org":{"id":1,"\u0069d":2}"#,
+            r#""list":[{"a":1,"a":1}]"#,
+        ] {
+            let d = decide(
+                &f.engine,
+                &f.es.sign_raw(&header, &append_member(&claims, extra)),
+            );
+            assert_deny(&d, "malformed_token", "format");
+            assert_claims_not_evaluated(&d);
+        }
+    }
+
+    #[test]
+    fn duplicate_header_parameters() {
+        let f = fixture();
+        let header = f.es.header().to_string();
+        let claims = good_claims().to_string();
+        for extra in [
+            r#""alg":"ES256""#,
+            r#""alg":"none""#,
+            r#""\u0061lg":"ES256""#,
+            r#""kid":"k1""#,
+            r#""\u006bid":"e1""#,
+            r#""typ":"JWT""#,
+            r#""\u0074yp":"at+jwt""#,
+        ] {
+            let d = decide(
+                &f.engine,
+                &f.es.sign_raw(&append_member(&header, extra), &claims),
+            );
+            assert_deny(&d, "malformed_token", "format");
+        }
+    }
+
+    #[test]
+    fn escaped_but_distinct_names_are_fine() {
+        // `"\u0061ud"` alone is just `aud`.
+        let f = fixture();
+        let claims = good_claims()
+            .to_string()
+            .replace("\"aud\"", r#""\u0061ud""#);
+        assert!(claims.contains(r"\u0061ud"));
+        assert_allow(&decide(
+            &f.engine,
+            &f.es.sign_raw(&f.es.header().to_string(), &claims),
+        ));
+    }
+}
+
+mod numeric_dates {
+    use super::*;
+
+    fn with_exp(f: &Fixture, raw: &str) -> Decision {
+        let mut claims = good_claims();
+        claims["exp"] = json!("@EXP@");
+        let text = claims.to_string().replace("\"@EXP@\"", raw);
+        decide(&f.engine, &f.ed.sign_raw(&f.ed.header().to_string(), &text))
+    }
+
+    #[test]
+    fn malformed_exp() {
+        let f = fixture();
+        for raw in [
+            "\"1767229200\"",
+            "null",
+            "1e400",
+            "-1e400",
+            "1e19",
+            "9223372036854775808",
+            "true",
+            "[1767229200]",
+            "{}",
+            &format!("1{}", "0".repeat(5_000)),
+            "1e99999999999999999999999999999999999999999",
+            "-1e99999999999999999999999999999999999999999",
+            "-9223372036854775808.5",
+        ] {
+            let d = with_exp(&f, raw);
+            assert_deny(&d, "invalid_claim", "exp");
+            assert_eq!(d.principal().expires_at, None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn huge_but_valid_exp() {
+        let f = fixture();
+        let d = with_exp(&f, "9223372036854775807");
+        assert_allow(&d);
+        assert_eq!(d.principal().expires_at, Some(i64::MAX));
+        assert_allow(&with_exp(&f, "1e18"));
+        assert_allow(&with_exp(
+            &f,
+            "1767229200.000000000000000000000000000000001",
+        ));
+    }
+
+    #[test]
+    fn tiny_or_negative_exp_is_expired() {
+        let f = fixture();
+        for raw in [
+            "0",
+            "-0",
+            "1e-400",
+            "1e-99999999999999999999999999999999999999999",
+            &format!("0.{}1", "0".repeat(5_000)),
+            "-1",
+            "-9223372036854775807",
+            "-9223372036854775807.999999999999",
+            "0.0",
+        ] {
+            let d = with_exp(&f, raw);
+            assert_deny(&d, "expired", "exp");
+        }
+    }
+
+    #[test]
+    fn missing_exp() {
+        let f = fixture();
+        let d = decide(&f.engine, &f.ed.sign(&claims_with(json!({ "exp": null }))));
+        assert_deny(&d, "missing_claim", "exp");
+    }
+
+    #[test]
+    fn malformed_nbf_and_iat() {
+        let f = fixture();
+        for (claim, value) in [
+            ("nbf", json!("0")),
+            ("nbf", Value::Null),
+            ("iat", json!("0")),
+            ("iat", json!([])),
+        ] {
+            let mut claims = good_claims();
+            claims[claim] = value;
+            let d = decide(&f.engine, &f.ed.sign(&claims));
+            assert_deny(&d, "invalid_claim", claim);
+        }
+    }
+}
+
+mod nesting {
+    use super::*;
+
+    fn nested_arrays(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn claim_nested_5000_deep() {
+        let f = fixture();
+        let claims = append_member(
+            &good_claims().to_string(),
+            &format!("\"x\":{}", nested_arrays(5_000)),
+        );
+        let token = f.es.sign_raw(&f.es.header().to_string(), &claims);
+        assert!(token.len() <= 16_384);
+        let d = decide(&f.engine, &token);
+        assert_deny(&d, "malformed_token", "format");
+        assert!(
+            check(&d, "format").detail().contains("payload"),
+            "{}",
+            d.explain()
+        );
+        // Objects too.
+        let objects = format!("{}1{}", "{\"a\":".repeat(1_000), "}".repeat(1_000));
+        let claims = append_member(&good_claims().to_string(), &format!("\"x\":{objects}"));
+        let d = decide(
+            &f.engine,
+            &f.es.sign_raw(&f.es.header().to_string(), &claims),
+        );
+        assert_deny(&d, "malformed_token", "format");
+    }
+
+    #[test]
+    fn header_nested_5000_deep() {
+        let f = fixture();
+        let header = append_member(
+            &f.es.header().to_string(),
+            &format!("\"x\":{}", nested_arrays(5_000)),
+        );
+        let d = decide(
+            &f.engine,
+            &f.es.sign_raw(&header, &good_claims().to_string()),
+        );
+        assert_deny(&d, "malformed_token", "format");
+    }
+
+    #[test]
+    fn depth_limit_is_64_levels() {
+        // The payload object is level 1: 63 nested arrays inside it fit, 64 do not.
+        let f = fixture();
+        let at_depth = |levels: usize| {
+            let claims = append_member(
+                &good_claims().to_string(),
+                &format!("\"x\":{}", nested_arrays(levels)),
+            );
+            decide(
+                &f.engine,
+                &f.es.sign_raw(&f.es.header().to_string(), &claims),
+            )
+        };
+        assert_allow(&at_depth(63));
+        assert_deny(&at_depth(64), "malformed_token", "format");
+    }
+
+    #[test]
+    fn a_megabyte_of_nesting_does_not_overflow_the_stack() {
+        let key = TestKey::es256("e1");
+        let policy = replace(
+            &keycard_policy(&[&key]),
+            "max_token_bytes = 16384",
+            "max_token_bytes = 1048576",
+        );
+        let engine = engine(&policy, CTX);
+        let claims = append_member(
+            &good_claims().to_string(),
+            &format!("\"x\":{}", nested_arrays(350_000)),
+        );
+        let token = key.sign_raw(&key.header().to_string(), &claims);
+        assert!(token.len() < 1_048_576);
+        let d = decide(&engine, &token);
+        assert_deny(&d, "malformed_token", "format");
+    }
+}
+
+mod encoding {
+    use super::*;
+
+    /// A token none of whose segment lengths is a multiple of 4 (so each has trailing bits and
+    /// room for `=` padding): the header and the claims are padded until it is so.
+    fn odd_token(key: &TestKey) -> String {
+        for n in 0..4 {
+            for m in 0..4 {
+                let header = header_with(key, json!({ "x": "h".repeat(m) }));
+                let token = key.sign_with(&header, &claims_with(json!({ "pad": "p".repeat(n) })));
+                if segments(&token).iter().all(|s| s.len() % 4 != 0) {
+                    return token;
+                }
+            }
+        }
+        panic!("no token with every segment length off a multiple of 4");
+    }
+
+    /// The same base64url text with non-zero trailing bits in its last symbol.
+    fn non_canonical(segment: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        assert_ne!(segment.len() % 4, 0);
+        let last = *segment.as_bytes().last().unwrap();
+        let index = ALPHABET.iter().position(|c| *c == last).unwrap();
+        // Canonical encodings leave the low bit(s) zero; set the lowest one.
+        assert_eq!(index & 1, 0);
+        let mut out = segment[..segment.len() - 1].to_owned();
+        out.push(ALPHABET[index | 1] as char);
+        out
+    }
+
+    #[test]
+    fn trailing_bits_in_each_segment() {
+        // An Ed25519 signature is 64 bytes: 86 symbols, 4 trailing bits.
+        let f = fixture();
+        let token = odd_token(&f.ed);
+        assert_allow(&decide(&f.engine, &token));
+        for i in 0..3 {
+            let mut parts = segments(&token);
+            parts[i] = non_canonical(&parts[i]);
+            let d = decide(&f.engine, &parts.join("."));
+            assert_deny(&d, "malformed_token", "format");
+            assert!(
+                check(&d, "format").detail().contains("trailing bits"),
+                "{}",
+                d.explain()
+            );
+        }
+    }
+
+    #[test]
+    fn padding_on_each_segment() {
+        let f = fixture();
+        let token = odd_token(&f.ed);
+        assert_allow(&decide(&f.engine, &token));
+        for i in 0..3 {
+            let mut parts = segments(&token);
+            let pad = (4 - parts[i].len() % 4) % 4;
+            parts[i].push_str(&"=".repeat(pad));
+            let d = decide(&f.engine, &parts.join("."));
+            assert_deny(&d, "malformed_token", "format");
+            // A single stray `=` too.
+            let mut parts = segments(&token);
+            parts[i].push('=');
+            let d = decide(&f.engine, &parts.join("."));
+            assert_deny(&d, "malformed_token", "format");
+        }
+    }
+
+    #[test]
+    fn whitespace_inside_and_around() {
+        let f = fixture();
+        let token = f.rsa.sign(&good_claims());
+        assert_allow(&decide(&f.engine, &token));
+        let [h, p, s] = segments(&token);
+        let (h1, h2) = h.split_at(h.len() / 2);
+        let (p1, p2) = p.split_at(p.len() / 2);
+        let (s1, s2) = s.split_at(s.len() / 2);
+        for bad in [
+            format!(" {token}"),
+            format!("{token} "),
+            format!("{token}\n"),
+            format!("{token}\r\n"),
+            format!("\t{token}"),
+            format!("{h1} {h2}.{p}.{s}"),
+            format!("{h}.{p1}\n{p2}.{s}"),
+            format!("{h}.{p}.{s1}\t{s2}"),
+            format!("{h}. {p}.{s}"),
+            format!("{h}.{p}\r\n.{s}"),
+            format!("{h}.{p}.{s}\u{0}"),
+        ] {
+            let d = decide(&f.engine, &bad);
+            assert_deny(&d, "malformed_token", "format");
+            assert_claims_not_evaluated(&d);
+        }
+    }
+
+    #[test]
+    fn bearer_prefix() {
+        let f = fixture();
+        let token = f.rsa.sign(&good_claims());
+        for prefix in ["Bearer ", "bearer ", "Bearer\t", "BEARER "] {
+            let d = decide(&f.engine, &format!("{prefix}{token}"));
+            assert_deny(&d, "malformed_token", "format");
+        }
+    }
+
+    #[test]
+    fn standard_alphabet() {
+        let f = fixture();
+        // Find a token whose every segment uses `-` or `_` (random-looking signatures and a
+        // payload claim chosen to encode to them).
+        for n in 0..200 {
+            let claims = claims_with(json!({ "pad": "?>".repeat(n % 5 + 1), "jti": n }));
+            let header = header_with(&f.rsa, json!({ "x": "?>?" }));
+            let token = f.rsa.sign_with(&header, &claims);
+            let parts = segments(&token);
+            if !parts.iter().all(|p| p.contains(['-', '_'])) {
+                continue;
+            }
+            assert_allow(&decide(&f.engine, &token));
+            for i in 0..3 {
+                let mut parts = segments(&token);
+                parts[i] = parts[i].replace('-', "+").replace('_', "/");
+                let d = decide(&f.engine, &parts.join("."));
+                assert_deny(&d, "malformed_token", "format");
+            }
+            return;
+        }
+        panic!("no token uses `-` or `_` in every segment");
+    }
+
+    #[test]
+    fn non_utf8_json() {
+        let f = fixture();
+        let header = f.es.header().to_string();
+        let claims = good_claims().to_string();
+        let invalid: [&[u8]; 5] = [
+            b"\xff\xfe",
+            b"\xc0\xaf",
+            b"\xed\xa0\x80",
+            b"\x80",
+            b"\xf4\x90\x80\x80",
+        ];
+        for bytes in invalid {
+            let mut payload = append_member(&claims, "\"x\":\"@\"").into_bytes();
+            let at = payload.iter().position(|b| *b == b'@').unwrap();
+            payload.splice(at..=at, bytes.iter().copied());
+            let d = decide(&f.engine, &f.es.sign_bytes(header.as_bytes(), &payload));
+            assert_deny(&d, "malformed_token", "format");
+            // In a member name, and in the header.
+            let mut payload = claims.clone().into_bytes();
+            payload.splice(1..1, [b"\"".as_slice(), bytes, b"\":1,"].concat());
+            let d = decide(&f.engine, &f.es.sign_bytes(header.as_bytes(), &payload));
+            assert_deny(&d, "malformed_token", "format");
+            let mut bad_header = append_member(&header, "\"x\":\"@\"").into_bytes();
+            let at = bad_header.iter().position(|b| *b == b'@').unwrap();
+            bad_header.splice(at..=at, bytes.iter().copied());
+            let d = decide(&f.engine, &f.es.sign_bytes(&bad_header, claims.as_bytes()));
+            assert_deny(&d, "malformed_token", "format");
+        }
+        // A whole payload of raw bytes.
+        let d = decide(&f.engine, &f.es.sign_bytes(header.as_bytes(), &[0xff; 40]));
+        assert_deny(&d, "malformed_token", "format");
+        // A UTF-8 byte order mark before the object.
+        let d = decide(
+            &f.engine,
+            &f.es.sign_bytes(
+                header.as_bytes(),
+                &[b"\xef\xbb\xbf", claims.as_bytes()].concat(),
+            ),
+        );
+        assert_deny(&d, "malformed_token", "format");
+    }
+
+    #[test]
+    fn lone_surrogate_escapes() {
+        let f = fixture();
+        for escape in [
+            r#""\ud800""#,
+            r#""\udc00""#,
+            r#""a\ud83d""#,
+            r#""\ud83d\u0041""#,
+        ] {
+            let claims = append_member(&good_claims().to_string(), &format!("\"x\":{escape}"));
+            let d = decide(
+                &f.engine,
+                &f.es.sign_raw(&f.es.header().to_string(), &claims),
+            );
+            assert_deny(&d, "malformed_token", "format");
+        }
+        // A proper pair is fine.
+        let claims = append_member(&good_claims().to_string(), r#""x":"\ud83d\ude00""#);
+        assert_allow(&decide(
+            &f.engine,
+            &f.es.sign_raw(&f.es.header().to_string(), &claims),
+        ));
+    }
+
+    #[test]
+    fn non_ascii_in_the_token_text() {
+        let f = fixture();
+        let token = f.es.sign(&good_claims());
+        let [h, p, s] = segments(&token);
+        let (p1, p2) = p.split_at(10);
+        for bad in [
+            format!("{h}.{p1}é{p2}.{s}"),
+            format!("{h}\u{ff0e}{p}.{s}"),
+            format!("{h}.{p}.{s}\u{200b}"),
+            format!("\u{feff}{token}"),
+        ] {
+            let d = decide(&f.engine, &bad);
+            assert_deny(&d, "malformed_token", "format");
+        }
+        // Bytes that are not even UTF-8.
+        let mut bytes = token.clone().into_bytes();
+        bytes.insert(5, 0xff);
+        let d = f
+            .engine
+            .evaluate_at(&bytes, jwt_policy::UnixTime::from_secs(NOW));
+        assert_deny(&d, "malformed_token", "format");
+    }
+
+    #[test]
+    fn segment_counts() {
+        let f = fixture();
+        let token = f.es.sign(&good_claims());
+        let [h, p, s] = segments(&token);
+        for bad in [
+            format!("{token}."),
+            format!("{token}.{s}"),
+            format!("{token}.{s}.{s}"),
+            format!("{h}.{p}.{s}.."),
+            format!(".{token}"),
+            h.clone(),
+            format!("{h}."),
+            format!("{h}.{p}"),
+            format!("{h}.{p}."),
+            format!(".{p}.{s}"),
+            format!("{h}..{s}"),
+            String::new(),
+            ".".into(),
+            "..".into(),
+            "...".into(),
+            "....".into(),
+            ".....".into(),
+        ] {
+            let d = decide(&f.engine, &bad);
+            assert_deny(&d, "malformed_token", "format");
+            assert_claims_not_evaluated(&d);
+        }
+    }
+
+    #[test]
+    fn not_json_objects() {
+        let f = fixture();
+        let header = f.es.header().to_string();
+        let claims = good_claims().to_string();
+        for payload in [
+            "[]".to_owned(),
+            "null".into(),
+            "\"claims\"".into(),
+            // A nested JWT (`cty: JWT`) is not a claims object.
+            f.es.sign(&good_claims()),
+            "42".into(),
+            format!("{claims} x"),
+            format!("{claims}{{}}"),
+            append_member(&claims, ""),
+            claims.replace("\"sub\"", "'sub'"),
+            append_member(&claims, "\"x\":NaN"),
+            append_member(&claims, "\"x\":Infinity"),
+            append_member(&claims, "\"x\":01"),
+            append_member(&claims, "\"x\":1."),
+            append_member(&claims, "\"x\":+1"),
+            append_member(&claims, "/*c*/\"x\":1"),
+            append_member(&claims, "\"x\":\"a\u{1}b\""),
+            String::new(),
+        ] {
+            let d = decide(&f.engine, &f.es.sign_raw(&header, &payload));
+            assert_deny(&d, "malformed_token", "format");
+        }
+        for bad_header in [
+            "[]".to_owned(),
+            "null".into(),
+            header.replace("\"ES256\"", "256"),
+            header.replace("\"e1\"", "1"),
+            header.replace("\"e1\"", "[\"e1\"]"),
+            header.replace("\"at+jwt\"", "null"),
+            header.replace("\"alg\":\"ES256\",", ""),
+        ] {
+            assert_ne!(bad_header, header);
+            let d = decide(&f.engine, &f.es.sign_raw(&bad_header, &claims));
+            assert_deny(&d, "malformed_token", "format");
+        }
+        // An empty object is JSON: it has no issuer.
+        let d = decide(&f.engine, &f.es.sign_raw(&header, "{}"));
+        assert_deny(&d, "missing_claim", "issuer");
+    }
+}
+
+mod headers {
+    use super::*;
+
+    #[test]
+    fn unknown_critical_extension() {
+        let f = fixture();
+        let header = header_with(&f.es, json!({ "crit": ["ext"], "ext": true }));
+        let d = decide(&f.engine, &f.es.sign_with(&header, &good_claims()));
+        assert_deny(&d, "unsupported_critical_header", "crit");
+        assert_eq!(check(&d, "signature").outcome(), &Outcome::NotEvaluated);
+        assert_claims_not_evaluated(&d);
+    }
+
+    #[test]
+    fn malformed_crit() {
+        let f = fixture();
+        for crit in [
+            json!({ "crit": [] }),
+            json!({ "crit": ["alg"] }),
+            json!({ "crit": ["kid"] }),
+            json!({ "crit": ["absent"] }),
+            json!({ "crit": "ext", "ext": 1 }),
+            json!({ "crit": [1] }),
+            json!({ "crit": {} }),
+            json!({ "crit": ["ext", "ext"], "ext": 1 }),
+            // RFC 7797 unencoded payloads are not supported.
+            json!({ "crit": ["b64"], "b64": false }),
+        ] {
+            let header = header_with(&f.es, crit.clone());
+            let d = decide(&f.engine, &f.es.sign_with(&header, &good_claims()));
+            assert_deny(&d, "unsupported_critical_header", "crit");
+        }
+        // `crit` present as `null` (`header_with` would remove it).
+        let header = append_member(&f.es.header().to_string(), "\"crit\":null");
+        let d = decide(
+            &f.engine,
+            &f.es.sign_raw(&header, &good_claims().to_string()),
+        );
+        assert_deny(&d, "unsupported_critical_header", "crit");
+    }
+
+    #[test]
+    fn understood_critical_extension() {
+        let key = TestKey::es256("e1");
+        let policy = replace(&keycard_policy(&[&key]), "crit = []", "crit = [\"ext\"]");
+        let engine = engine(&policy, CTX);
+        let header = header_with(&key, json!({ "crit": ["ext"], "ext": { "v": 1 } }));
+        assert_allow(&decide(&engine, &key.sign_with(&header, &good_claims())));
+        for crit in [
+            json!({ "crit": ["ext"] }),
+            json!({ "crit": ["ext", "other"], "ext": 1, "other": 1 }),
+            json!({ "crit": ["alg"] }),
+        ] {
+            let header = header_with(&key, crit);
+            let d = decide(&engine, &key.sign_with(&header, &good_claims()));
+            assert_deny(&d, "unsupported_critical_header", "crit");
+        }
+    }
+
+    #[test]
+    fn typ() {
+        let f = fixture();
+        for typ in [
+            json!(null),
+            json!("JWT"),
+            json!("jwt"),
+            json!("at+jwt "),
+            json!("application/jwt"),
+            json!("at+jwt;v=1"),
+            json!(""),
+        ] {
+            let header = header_with(&f.ed, json!({ "typ": typ }));
+            let d = decide(&f.engine, &f.ed.sign_with(&header, &good_claims()));
+            assert_deny(&d, "invalid_type", "typ");
+        }
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "At+Jwt",
+            "application/at+jwt",
+            "APPLICATION/AT+JWT",
+        ] {
+            let header = header_with(&f.ed, json!({ "typ": typ }));
+            assert_allow(&decide(&f.engine, &f.ed.sign_with(&header, &good_claims())));
+        }
+        // Not a string at all: the header is malformed.
+        let header = header_with(&f.ed, json!({ "typ": 1 }));
+        let d = decide(&f.engine, &f.ed.sign_with(&header, &good_claims()));
+        assert_deny(&d, "malformed_token", "format");
+    }
+
+    #[test]
+    fn issuer() {
+        let f = fixture();
+        let d = decide(&f.engine, &f.ed.sign(&claims_with(json!({ "iss": null }))));
+        assert_deny(&d, "missing_claim", "issuer");
+        assert_claims_not_evaluated(&d);
+        for iss in [
+            json!(42),
+            json!([ZONE]),
+            json!({ "iss": ZONE }),
+            json!(true),
+        ] {
+            let d = decide(&f.engine, &f.ed.sign(&claims_with(json!({ "iss": iss }))));
+            assert_deny(&d, "invalid_claim", "issuer");
+        }
+        let mut claims = good_claims();
+        claims["iss"] = Value::Null;
+        let d = decide(&f.engine, &f.ed.sign(&claims));
+        assert_deny(&d, "invalid_claim", "issuer");
+        for iss in [
+            "https://evil.example",
+            "https://abc123.keycard.cloud/",
+            "https://ABC123.keycard.cloud",
+            "http://abc123.keycard.cloud",
+            "https://abc123.keycard.cloud.evil.example",
+            "",
+        ] {
+            let d = decide(&f.engine, &f.ed.sign(&claims_with(json!({ "iss": iss }))));
+            assert_deny(&d, "untrusted_issuer", "issuer");
+            assert_eq!(check(&d, "key").outcome(), &Outcome::NotEvaluated);
+            assert_claims_not_evaluated(&d);
+        }
+    }
+}
+
+mod reporting {
+    use super::*;
+
+    #[test]
+    fn every_safe_failure_is_reported() {
+        let f = fixture();
+        let header = header_with(&f.rsa, json!({ "typ": "JWT" }));
+        let token = f
+            .rsa
+            .sign_with(&header, &claims_with(json!({ "exp": NOW - 3600 })));
+        let d = decide(&f.engine, &token);
+        assert_deny(&d, "invalid_type", "typ");
+        assert_eq!(d.reasons(), [Reason::InvalidType, Reason::Expired]);
+        // And more of them at once.
+        let token = f.rsa.sign_with(
+            &header,
+            &claims_with(json!({
+                "exp": NOW - 3600, "aud": "https://evil.example", "scope": "x", "client_id": null,
+            })),
+        );
+        let d = decide(&f.engine, &token);
+        assert_eq!(
+            d.reasons(),
+            [
+                Reason::InvalidType,
+                Reason::Expired,
+                Reason::AudienceMismatch,
+                Reason::InsufficientScope,
+                Reason::MissingClientId,
+            ],
+            "{}",
+            d.explain()
+        );
+        let json: Value = serde_json::from_str(&d.to_json()).unwrap();
+        assert_eq!(json["reason"], "invalid_type");
+        assert_eq!(json["reasons"].as_array().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn header_failures_before_the_signature_are_all_reported() {
+        let f = fixture();
+        let header = header_with(&f.rsa, json!({ "alg": "RS512", "typ": "JWT" }));
+        let key = TestKey::rsa("k1", "RS512", 0);
+        let d = decide(&f.engine, &key.sign_with(&header, &good_claims()));
+        assert_deny(&d, "algorithm_not_allowed", "algorithm");
+        assert_eq!(
+            d.reasons(),
+            [Reason::AlgorithmNotAllowed, Reason::InvalidType],
+            "{}",
+            d.explain()
+        );
+        assert_claims_not_evaluated(&d);
+    }
+
+    #[test]
+    fn oversized_garbage_is_not_looked_at() {
+        let f = fixture();
+        for token in [
+            "\u{ff}".repeat(9_000),
+            ".".repeat(16_385),
+            "a".repeat(1 << 20),
+        ] {
+            let d = decide(&f.engine, &token);
+            assert_deny(&d, "token_too_large", "size");
+            assert!(
+                d.checks()
+                    .iter()
+                    .skip(1)
+                    .all(|c| c.outcome() == &Outcome::NotEvaluated)
+            );
+        }
+    }
+}
