@@ -1,6 +1,7 @@
-//! Regenerates the demo files beside the reference policy: a fresh ES256 key, its public JWKS
-//! (`policies/keycard-mcp.jwks.json`) and tokens signed with it (`policies/demo/*.jwt`). The
-//! private key is thrown away, so nothing secret is ever committed.
+//! Regenerates the demo files beside the reference policy: fresh keys for the three algorithms it
+//! allows, their public JWKS (`policies/keycard-mcp.jwks.json`) and tokens signed with the ES256
+//! key (`policies/demo/*.jwt`). The private keys are thrown away, so nothing secret is ever
+//! committed.
 //!
 //! ```text
 //! cargo run --example mint_demo_token
@@ -17,9 +18,11 @@ use support::{NOW, RESOURCE, TestKey, ZONE, jwks};
 fn main() -> std::io::Result<()> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
     let key = TestKey::es256("demo-es256-2026");
+    let rsa = TestKey::rsa("demo-rs256-2026", "RS256", 0);
+    let ed = TestKey::ed25519("demo-eddsa-2026");
     std::fs::write(
         format!("{root}/keycard-mcp.jwks.json"),
-        jwks(&[&key]) + "\n",
+        jwks(&[&rsa, &key, &ed]) + "\n",
     )?;
     let base = json!({
         "iss": ZONE,

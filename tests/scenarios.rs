@@ -204,16 +204,26 @@ mod algorithms {
     }
 
     #[test]
-    fn hmac_secret_too_short_for_the_algorithm_is_a_key_mismatch() {
-        // 32 bytes is the floor for every HMAC secret; HS512 needs 64.
+    fn hmac_secret_too_short_for_an_allowed_algorithm_refuses_to_build() {
+        // RFC 7518 §3.2: HS512 needs a 64-byte secret; 40 bytes would do for HS256 only.
         let rsa = TestKey::rsa("k1", "RS256", 0);
-        let secret = [b's'; 40];
         let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), secret).unwrap();
-        let engine = engine(&hmac_policy("HS512", file.path(), &rsa), CTX);
-        let key = TestKey::hmac("h1", "HS512", &secret);
-        let d = decide(&engine, &key.sign(&good_claims()));
-        assert_deny(&d, "key_mismatch", "key");
+        std::fs::write(file.path(), [b's'; 40]).unwrap();
+        let policy = Policy::from_toml(
+            "test.toml",
+            hmac_policy("HS512", file.path(), &rsa),
+            env!("CARGO_MANIFEST_DIR"),
+        )
+        .unwrap();
+        let err = PolicyEngine::builder(policy)
+            .context("credential.key_id", "stable-1")
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is 40 bytes; the issuer's HMAC algorithms need at least 64"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1696,5 +1706,121 @@ require = { any = [
             &Outcome::NotEvaluated
         );
         let _ = key;
+    }
+}
+
+/// Behaviour an experienced user relies on at the edges of the policy language.
+mod edges {
+    use super::*;
+
+    #[test]
+    fn typ_is_a_media_type_with_application_implied() {
+        // RFC 7515 §4.1.9: `at+jwt` and `application/at+jwt` name one type, in any case.
+        let key = TestKey::es256("ec");
+        let policy = replace(
+            &keycard_policy(&[&key]),
+            r#"typ = ["at+jwt", "application/at+jwt"]"#,
+            r#"typ = ["at+jwt"]"#,
+        );
+        let engine = engine(&policy, CTX);
+        for typ in ["at+jwt", "application/at+jwt", "Application/AT+JWT"] {
+            let mut header = key.header();
+            header["typ"] = json!(typ);
+            assert_allow(&decide(&engine, &key.sign_with(&header, &good_claims())));
+        }
+        for typ in [
+            "jwt",
+            "application/jwt",
+            "at+jwt; charset=utf-8",
+            "text/at+jwt",
+        ] {
+            let mut header = key.header();
+            header["typ"] = json!(typ);
+            assert_deny(
+                &decide(&engine, &key.sign_with(&header, &good_claims())),
+                "invalid_type",
+                "typ",
+            );
+        }
+    }
+
+    #[test]
+    fn scopes_are_only_reported_when_none_is_required() {
+        let key = TestKey::es256("ec");
+        let policy = replace(
+            &keycard_policy(&[&key]),
+            r#"required = ["mcp:tools"]"#,
+            "required = []",
+        );
+        let engine = engine(&policy, CTX);
+        // `scope` must be space-delimited, but nothing depends on it: reported, not denied.
+        let d = decide(
+            &engine,
+            &key.sign(&claims_with(
+                json!({ "scope": ["mcp:tools"], "scp": ["a", "b"] }),
+            )),
+        );
+        assert_allow(&d);
+        assert_eq!(d.principal().scopes, vec!["a", "b"]);
+        assert!(
+            check(&d, "scopes")
+                .detail()
+                .contains("not read: `scope` must be a space-delimited string, not an array")
+        );
+        // With a scope required, the same token is denied: a malformed scope claim never grants.
+        let (key, engine) = (
+            key,
+            super::support::engine(&keycard_policy(&[&TestKey::es256("ec")]), CTX),
+        );
+        let d = decide(
+            &engine,
+            &key.sign(&claims_with(json!({ "scope": ["mcp:tools"] }))),
+        );
+        assert!(!d.is_allowed());
+    }
+
+    #[test]
+    fn null_is_not_a_value() {
+        let key = TestKey::es256("ec");
+        let policy = format!(
+            "{}\n[claims]\nrequired = [\"sub\"]\nconstraints = [{{ claim = \"tid\", present = true }}]\n",
+            keycard_policy(&[&key])
+        );
+        let engine = engine(&policy, CTX);
+        assert_allow(&decide(
+            &engine,
+            &key.sign(&claims_with(json!({ "tid": "t1" }))),
+        ));
+        // (`claims_with` removes claims set to null; these tokens carry an explicit null.)
+        let with_null = |name: &str, tid: Value| {
+            let mut claims = good_claims();
+            claims["tid"] = tid;
+            claims[name] = Value::Null;
+            key.sign(&claims)
+        };
+        let d = decide(&engine, &with_null("sub", json!("t1")));
+        assert_deny(&d, "invalid_claim", "required:sub");
+        let d = decide(&engine, &with_null("tid", Value::Null));
+        assert_deny(&d, "invalid_claim", "constraint:tid");
+        let d = decide(&engine, &key.sign(&good_claims()));
+        assert_deny(&d, "missing_claim", "constraint:tid");
+    }
+
+    #[test]
+    fn every_check_has_its_own_name() {
+        let key = TestKey::es256("ec");
+        let policy = format!(
+            "{}\n[claims]\nconstraints = [\n  {{ claim = \"tid\", prefix = \"t\" }},\n  {{ claim = \"tid\", suffix = \"1\" }},\n]\n",
+            keycard_policy(&[&key])
+        );
+        let engine = engine(&policy, CTX);
+        let d = decide(&engine, &key.sign(&claims_with(json!({ "tid": "x2" }))));
+        let failed: Vec<&str> = d.failures().map(|c| c.rule()).collect();
+        assert_eq!(failed, vec!["constraint:tid", "constraint:tid#2"]);
+        let names: Vec<&str> = d.checks().iter().map(|c| c.rule()).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
     }
 }

@@ -156,6 +156,9 @@ pub(crate) fn check(claims: &Object, c: &Constraint) -> Result<String, Failure> 
     };
     for test in &c.tests {
         match test {
+            ClaimTest::Present(true) if matches!(value, Json::Null) => {
+                return Err(fail("must have a value, not null".into()));
+            }
             ClaimTest::Present(true) => {}
             ClaimTest::Present(false) => return Err(fail("must be absent".into())),
             ClaimTest::Equals(l) => {

@@ -38,7 +38,7 @@ pub(crate) fn resolve<'a>(
                 });
             }
         };
-        if let Some(why) = refusal(id, rule) {
+        if let Some(why) = rule.refusal(id) {
             return Err(Failure {
                 reason: Reason::InvalidClaim,
                 expected: why.clone(),
@@ -67,19 +67,6 @@ pub(crate) fn resolve<'a>(
     Ok(None)
 }
 
-/// Why `id` is refused by the rule's patterns, if it is.
-fn refusal(id: &str, rule: &IdRule) -> Option<String> {
-    if let Some(allow) = &rule.allow
-        && !allow.is_match(id)
-    {
-        return Some(format!("must match `{}`", allow.as_str()));
-    }
-    rule.refuse
-        .iter()
-        .find(|p| p.is_match(id))
-        .map(|p| format!("must not match `{}`", p.as_str()))
-}
-
 /// Resolves this server's own client id once, from the context the service provides.
 pub(crate) fn resolve_resource(
     rule: &IdRule,
@@ -94,7 +81,7 @@ pub(crate) fn resolve_resource(
             IdSource::Value(v) => (v.clone(), source.to_string()),
             IdSource::Claim(_) => continue,
         };
-        if let Some(why) = refusal(&value, rule) {
+        if let Some(why) = rule.refusal(&value) {
             return Err(BuildError::RefusedResourceClientId { value, from, why });
         }
         return Ok(Some(value));

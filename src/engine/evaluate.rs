@@ -462,6 +462,12 @@ impl<'e> Run<'e> {
         }
         for (path, name) in policy.required_claims.iter().zip(&inner.names.required) {
             let step = match claims::lookup(claims, path) {
+                Some(Json::Null) => Step::Fail(Failure {
+                    reason: Reason::InvalidClaim,
+                    expected: format!("claim `{path}` with a value"),
+                    observed: "null".into(),
+                    detail: format!("`{path}` is required, and null is no value"),
+                }),
                 Some(value) => Step::Pass(format!("`{path}` is {}", claims::show(value))),
                 None => Step::Fail(Failure {
                     reason: Reason::MissingClaim,
@@ -496,9 +502,15 @@ impl<'e> Run<'e> {
             };
             self.record(name.clone(), step);
         }
-        match scopes::granted(claims, &policy.scopes) {
+        let mut skipped = Vec::new();
+        match scopes::granted(claims, &policy.scopes, &mut skipped) {
             Ok(granted) => {
-                let step = scopes::check(&granted, &policy.scopes).into();
+                let step = match scopes::check(&granted, &policy.scopes) {
+                    Ok(detail) if !skipped.is_empty() => {
+                        Step::Pass(format!("{detail}; not read: {}", skipped.join("; ")))
+                    }
+                    result => result.into(),
+                };
                 self.principal.scopes = granted.iter().map(|s| (*s).to_owned()).collect();
                 self.named("scopes", step);
             }

@@ -5,7 +5,7 @@ use crate::engine::Failure;
 use crate::engine::decision::Reason;
 use crate::policy::HeaderRules;
 use crate::token::json::Json;
-use crate::token::{Header, REGISTERED_HEADER_PARAMETERS};
+use crate::token::{Header, REGISTERED_HEADER_PARAMETERS, media_type};
 
 /// The header's `alg`, if it is one the issuer allows (exact, case-sensitive; never `none`).
 pub(crate) fn algorithm(header: &Header, allowed: &[Algorithm]) -> Result<Algorithm, Failure> {
@@ -24,15 +24,14 @@ pub(crate) fn algorithm(header: &Header, allowed: &[Algorithm]) -> Result<Algori
     }
 }
 
-/// `typ` must be one of the accepted values, compared case-insensitively (RFC 7515 §4.1.9).
+/// `typ` must be one of the accepted media types: case-insensitive, `application/` implied
+/// (RFC 7515 §4.1.9).
 pub(crate) fn typ(header: &Header, rules: &HeaderRules) -> Option<Result<String, Failure>> {
     if rules.typ.is_empty() {
         return None;
     }
     Some(match &header.typ {
-        Some(typ) if rules.typ.contains(&typ.to_ascii_lowercase()) => {
-            Ok(format!("`typ` is `{typ}`"))
-        }
+        Some(typ) if rules.typ.contains(&media_type(typ)) => Ok(format!("`typ` is `{typ}`")),
         found => Err(Failure {
             reason: Reason::InvalidType,
             expected: rules

@@ -166,6 +166,21 @@ pub(crate) struct CompiledIssuer {
     pub(crate) secrets: KeySet,
 }
 
+/// Names made unique in order: a second `constraint:sub` becomes `constraint:sub#2`.
+fn unique(names: impl Iterator<Item = String>) -> Vec<Arc<str>> {
+    let mut out: Vec<Arc<str>> = Vec::new();
+    for name in names {
+        let mut candidate = name.clone();
+        let mut n = 1;
+        while out.iter().any(|o| **o == *candidate) {
+            n += 1;
+            candidate = format!("{name}#{n}");
+        }
+        out.push(Arc::from(candidate));
+    }
+    out
+}
+
 /// The check names, made once so each decision only clones reference counts.
 #[derive(Debug)]
 pub(crate) struct Names {
@@ -188,11 +203,12 @@ impl Names {
                 .iter()
                 .map(|p| Arc::from(format!("required:{p}")))
                 .collect(),
-            constraints: policy
-                .constraints
-                .iter()
-                .map(|c| Arc::from(format!("constraint:{}", c.path)))
-                .collect(),
+            constraints: unique(
+                policy
+                    .constraints
+                    .iter()
+                    .map(|c| format!("constraint:{}", c.path)),
+            ),
             rules: policy
                 .rules
                 .iter()
@@ -292,10 +308,20 @@ impl EngineBuilder {
                 (None, None, Some(set)) => Some(Arc::new(StaticKeys::from_arc(set.clone()))),
                 (None, None, None) => None,
             };
+            // Long enough for every HMAC algorithm the issuer allows (RFC 7518 §3.2).
+            let min_len = issuer
+                .algorithms
+                .iter()
+                .filter(|a| a.is_hmac())
+                .map(|a| a.min_secret_len())
+                .max();
             let secrets = issuer
                 .hmac_secrets
                 .iter()
-                .map(|s| read_secret(&s.source).map(|bytes| Key::hmac(s.kid.clone(), &bytes)))
+                .map(|s| {
+                    read_secret(&s.source, min_len.unwrap_or(0))
+                        .map(|bytes| Key::hmac(s.kid.clone(), &bytes))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|error| BuildError::Keys {
                     iss: issuer.iss.clone(),
@@ -320,22 +346,19 @@ impl EngineBuilder {
     }
 }
 
-/// HMAC secrets shorter than this are refused outright (RFC 7518 §3.2 minimum for HS256).
-const MIN_SECRET_BYTES: usize = 32;
-
-fn read_secret(source: &SecretSource) -> Result<Vec<u8>, KeyError> {
+/// Reads a secret the policy names, refusing one shorter than `min_len` bytes.
+fn read_secret(source: &SecretSource, min_len: usize) -> Result<Vec<u8>, KeyError> {
+    let from = match source {
+        SecretSource::Env(name) => format!("environment variable `{name}`"),
+        SecretSource::File(path) => format!("file `{}`", path.display()),
+    };
     let bytes = match source {
         SecretSource::Env(name) => std::env::var_os(name)
-            .ok_or_else(|| KeyError::Secret(format!("environment variable `{name}` is not set")))?
+            .ok_or_else(|| KeyError::Secret(format!("{from} is not set")))?
             .into_encoded_bytes(),
         SecretSource::File(path) => {
-            let mut bytes = std::fs::read(path).map_err(|e| {
-                KeyError::Secret(format!(
-                    "file `{}`: {}",
-                    path.display(),
-                    crate::io_message(&e)
-                ))
-            })?;
+            let mut bytes = std::fs::read(path)
+                .map_err(|e| KeyError::Secret(format!("{from}: {}", crate::io_message(&e))))?;
             if bytes.last() == Some(&b'\n') {
                 bytes.pop();
                 if bytes.last() == Some(&b'\r') {
@@ -345,9 +368,9 @@ fn read_secret(source: &SecretSource) -> Result<Vec<u8>, KeyError> {
             bytes
         }
     };
-    if bytes.len() < MIN_SECRET_BYTES {
+    if bytes.len() < min_len {
         return Err(KeyError::Secret(format!(
-            "is {} bytes; at least {MIN_SECRET_BYTES} are required",
+            "from {from} is {} bytes; the issuer's HMAC algorithms need at least {min_len}",
             bytes.len()
         )));
     }

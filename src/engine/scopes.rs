@@ -7,18 +7,34 @@ use crate::policy::ScopeRules;
 use crate::token::json::Object;
 
 /// The granted scopes (in token order, without repeats), or why a scope claim is malformed.
-pub(crate) fn granted<'a>(claims: &'a Object, rules: &ScopeRules) -> Result<Vec<&'a str>, Failure> {
+///
+/// When the policy requires no scope, scopes are only reported: a malformed scope claim is
+/// left out (and named in `skipped`) instead of denying the token.
+pub(crate) fn granted<'a>(
+    claims: &'a Object,
+    rules: &ScopeRules,
+    skipped: &mut Vec<String>,
+) -> Result<Vec<&'a str>, Failure> {
     let mut out: Vec<&str> = Vec::new();
     for (claim, format) in &rules.claims {
         let Some(value) = claims.get(claim) else {
             continue;
         };
-        let list = values(value, *format).map_err(|why| Failure {
-            reason: Reason::InvalidClaim,
-            expected: format!("`{claim}` as {}", format.as_str()),
-            observed: show(value),
-            detail: format!("`{claim}` {why}"),
-        })?;
+        let list = match values(value, *format) {
+            Ok(list) => list,
+            Err(why) if rules.required.is_empty() => {
+                skipped.push(format!("`{claim}` {why}"));
+                continue;
+            }
+            Err(why) => {
+                return Err(Failure {
+                    reason: Reason::InvalidClaim,
+                    expected: format!("`{claim}` as {}", format.as_str()),
+                    observed: show(value),
+                    detail: format!("`{claim}` {why}"),
+                });
+            }
+        };
         for scope in list {
             if !out.contains(&scope) {
                 out.push(scope);

@@ -55,8 +55,10 @@ pub enum DiagnosticKind {
     UnanchoredRegex,
     /// Lint: an HMAC algorithm is allowed.
     HmacAlgorithm,
-    /// Lint: keys are fetched over plain `http://` from a host that is not loopback.
-    InsecureKeyUrl,
+    /// Lint: a key that can never verify a token, or an allowed algorithm no key can verify.
+    UnusableKey,
+    /// Lint: a required scope that `resource.scopes_supported` does not advertise.
+    UnadvertisedScope,
     /// Lint: a rule or guard that can never apply or never pass.
     UnsatisfiableRule,
     /// Lint: a variable defined in `[vars]` that nothing refers to.
@@ -64,6 +66,50 @@ pub enum DiagnosticKind {
 }
 
 impl DiagnosticKind {
+    /// Every kind, errors first, then lints.
+    pub const ALL: [DiagnosticKind; 23] = [
+        Self::Syntax,
+        Self::Io,
+        Self::UnknownKey,
+        Self::MissingKey,
+        Self::WrongType,
+        Self::InvalidValue,
+        Self::Conflict,
+        Self::UndefinedVariable,
+        Self::InvalidRegex,
+        Self::UnknownAlgorithm,
+        Self::ForbiddenAlgorithm,
+        Self::Duplicate,
+        Self::KeySource,
+        Self::NoAudienceRule,
+        Self::UnguardedIssuerAudience,
+        Self::LargeLeeway,
+        Self::ExpNotRequired,
+        Self::UnanchoredRegex,
+        Self::HmacAlgorithm,
+        Self::UnusableKey,
+        Self::UnadvertisedScope,
+        Self::UnsatisfiableRule,
+        Self::UnusedVariable,
+    ];
+
+    /// Whether this kind is a lint (reported as a warning) rather than an error.
+    pub fn is_lint(self) -> bool {
+        matches!(
+            self,
+            Self::NoAudienceRule
+                | Self::UnguardedIssuerAudience
+                | Self::LargeLeeway
+                | Self::ExpNotRequired
+                | Self::UnanchoredRegex
+                | Self::HmacAlgorithm
+                | Self::UnusableKey
+                | Self::UnadvertisedScope
+                | Self::UnsatisfiableRule
+                | Self::UnusedVariable
+        )
+    }
+
     /// The stable kebab-case code shown in brackets after `error` or `warning`.
     pub fn code(self) -> &'static str {
         match self {
@@ -86,7 +132,8 @@ impl DiagnosticKind {
             Self::ExpNotRequired => "exp-not-required",
             Self::UnanchoredRegex => "unanchored-regex",
             Self::HmacAlgorithm => "hmac-algorithm",
-            Self::InsecureKeyUrl => "insecure-key-url",
+            Self::UnusableKey => "unusable-key",
+            Self::UnadvertisedScope => "unadvertised-scope",
             Self::UnsatisfiableRule => "unsatisfiable-rule",
             Self::UnusedVariable => "unused-variable",
         }

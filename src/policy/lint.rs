@@ -8,6 +8,7 @@ use super::model::{
 };
 use super::reader::{Located, Reader};
 use crate::Algorithm;
+use crate::token::numeric;
 
 /// Leeway beyond this many seconds draws a warning.
 const MAX_QUIET_LEEWAY: u64 = 300;
@@ -15,8 +16,85 @@ const MAX_QUIET_LEEWAY: u64 = 300;
 /// The lints that need the whole policy.
 pub(crate) fn lint(r: &mut Reader, policy: &Policy) {
     audience(r, policy);
+    keys(r, policy);
     regexes(r, policy);
     rules(r, policy);
+}
+
+/// Required scopes the resource does not advertise: clients reading the RFC 9728 metadata will
+/// never ask for them.
+pub(crate) fn unadvertised_scopes(
+    r: &mut Reader,
+    required: &[Located<String>],
+    supported: &[String],
+) {
+    if supported.is_empty() {
+        return;
+    }
+    for scope in required.iter().filter(|s| !supported.contains(&s.value)) {
+        r.warn(
+            DiagnosticKind::UnadvertisedScope,
+            scope.span.clone(),
+            format!(
+                "scope `{}` is required but not in `resource.scopes_supported`",
+                scope.value
+            ),
+            "clients learn which scopes to ask for from `scopes_supported`: add it there",
+        );
+    }
+}
+
+/// Keys that can never verify a token, and allowed algorithms no key can verify.
+fn keys(r: &mut Reader, policy: &Policy) {
+    let kid_required = policy.header.kid == Presence::Required;
+    for issuer in &policy.issuers {
+        let (Some(set), Some(span)) = (&issuer.keys, &issuer.keys_span) else {
+            continue;
+        };
+        for skipped in set.skipped() {
+            r.warn(
+                DiagnosticKind::UnusableKey,
+                span.clone(),
+                format!("JWKS {skipped}"),
+                "the other keys still work; remove it if it is not meant for signatures",
+            );
+        }
+        if kid_required {
+            let without_kid = set.keys().iter().filter(|k| k.kid().is_none()).count();
+            if without_kid > 0 {
+                let (keys, have) = if without_kid == 1 {
+                    ("key", "has")
+                } else {
+                    ("keys", "have")
+                };
+                r.warn(
+                    DiagnosticKind::UnusableKey,
+                    span.clone(),
+                    format!(
+                        "{without_kid} {keys} of issuer `{}` {have} no `kid`, and tokens must name their key",
+                        issuer.iss
+                    ),
+                    "give each key the `kid` its tokens carry, or set `kid = \"optional\"` in `[header]`",
+                );
+            }
+        }
+        for alg in issuer.algorithms.iter().filter(|a| !a.is_hmac()) {
+            if !set.keys().iter().any(|k| k.mismatch(*alg).is_none()) {
+                r.warn(
+                    DiagnosticKind::UnusableKey,
+                    span.clone(),
+                    format!(
+                        "no key of issuer `{}` can verify `{alg}`, which it allows",
+                        issuer.iss
+                    ),
+                    format!(
+                        "add an {} key, or remove `{alg}` from `algorithms`",
+                        alg.family()
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// Leeway over five minutes stretches every time check by that much.
@@ -34,16 +112,19 @@ pub(crate) fn leeway(r: &mut Reader, leeway: &Located<u64>) {
     }
 }
 
-/// A token without `exp` never expires.
+/// A token without `exp` never expires; with `exp` ignored, no token does.
 pub(crate) fn exp(r: &mut Reader, presence: Presence, span: Range<usize>) {
-    if presence != Presence::Required {
-        r.warn(
-            DiagnosticKind::ExpNotRequired,
-            span,
-            "tokens without `exp` are accepted, and they never expire",
-            "set `exp = \"required\"` (RFC 9068 requires `exp` in access tokens)",
-        );
-    }
+    let message = match presence {
+        Presence::Required => return,
+        Presence::Optional => "tokens without `exp` are accepted, and they never expire",
+        Presence::Ignored => "`exp` is never checked: expired tokens are accepted",
+    };
+    r.warn(
+        DiagnosticKind::ExpNotRequired,
+        span,
+        message,
+        "set `exp = \"required\"` (RFC 9068 requires `exp` in access tokens)",
+    );
 }
 
 /// Shared secrets can be used by anyone who verifies to mint tokens.
@@ -69,7 +150,9 @@ fn audience(r: &mut Reader, policy: &Policy) {
     };
     let resource_always_checked = policy.resource_claim == Presence::Required;
     for alt in &audience.accept {
-        let issuer = policy.issuers.iter().find(|i| i.iss == alt.value);
+        // A trailing slash makes no other audience: compare without it.
+        let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+        let issuer = policy.issuers.iter().find(|i| same(&i.iss, &alt.value));
         if let (Some(issuer), None, false) = (issuer, &alt.resource, resource_always_checked) {
             r.warn(
                 DiagnosticKind::UnguardedIssuerAudience,
@@ -236,15 +319,18 @@ fn rules(r: &mut Reader, policy: &Policy) {
             );
         }
     }
-    for c in &policy.constraints {
-        if let Some(why) = constraint_never_holds(c) {
-            r.warn(
-                DiagnosticKind::UnsatisfiableRule,
-                c.span.clone(),
-                format!("the constraint on `{}` can never pass ({why})", c.path),
-                "every token is denied; fix or remove the constraint",
-            );
-        }
+    let conflict = conflicting_equals(policy.constraints.iter());
+    let never = policy
+        .constraints
+        .iter()
+        .filter_map(|c| constraint_never_holds(c).map(|why| (c, why)));
+    for (c, why) in never.chain(conflict) {
+        r.warn(
+            DiagnosticKind::UnsatisfiableRule,
+            c.span.clone(),
+            format!("the constraint on `{}` can never pass ({why})", c.path),
+            "every token is denied; fix or remove the constraint",
+        );
     }
 }
 
@@ -257,10 +343,13 @@ fn never_holds(c: &Condition) -> Option<String> {
             let reasons: Option<Vec<String>> = list.iter().map(never_holds).collect();
             reasons.map(|r| r.join("; "))
         }
-        Condition::All(list) => list
-            .iter()
-            .find_map(never_holds)
-            .or_else(|| conflicting_equals(list)),
+        Condition::All(list) => list.iter().find_map(never_holds).or_else(|| {
+            let claims = list.iter().filter_map(|c| match c {
+                Condition::Claim(c) => Some(c),
+                _ => None,
+            });
+            conflicting_equals(claims).map(|(_, why)| why)
+        }),
         Condition::Not(inner) => {
             always_holds(inner).then(|| "`not` of a condition that always holds".into())
         }
@@ -277,23 +366,6 @@ fn always_holds(c: &Condition) -> bool {
 }
 
 fn constraint_never_holds(c: &Constraint) -> Option<String> {
-    let absent = c
-        .tests
-        .iter()
-        .any(|t| matches!(t, ClaimTest::Present(false)));
-    for t in &c.tests {
-        match t {
-            ClaimTest::OneOf(list) if list.is_empty() => return Some("`one_of` is empty".into()),
-            ClaimTest::ContainsAny(list, _) if list.is_empty() => {
-                return Some("`contains_any` is empty".into());
-            }
-            ClaimTest::Present(_) => {}
-            _ if absent && !c.if_present => {
-                return Some(format!("`{}` must be absent and also tested", c.path));
-            }
-            _ => {}
-        }
-    }
     let ty = c.tests.iter().find_map(|t| match t {
         ClaimTest::Type(ty) => Some(*ty),
         _ => None,
@@ -306,6 +378,15 @@ fn constraint_never_holds(c: &Constraint) -> Option<String> {
     for lt in literal_types {
         if let Some(ty) = ty {
             let compatible = ty == lt || (ty == JsonType::Integer && lt == JsonType::Number);
+            let fraction = c.tests.iter().find_map(|t| match t {
+                ClaimTest::Equals(Literal::Number(n)) if !numeric::is_integer(n) => Some(n),
+                _ => None,
+            });
+            if let (JsonType::Integer, Some(n)) = (ty, fraction) {
+                return Some(format!(
+                    "`type = \"integer\"` conflicts with `equals = {n}`"
+                ));
+            }
             if !compatible {
                 return Some(format!(
                     "`type = \"{}\"` conflicts with a {} test",
@@ -326,26 +407,34 @@ fn literal_type(l: &Literal) -> JsonType {
     }
 }
 
-/// Two required `equals` on the same claim with different values.
-fn conflicting_equals(list: &[Condition]) -> Option<String> {
-    let equals: Vec<(&Constraint, &Literal)> = list
-        .iter()
-        .filter_map(|c| match c {
-            Condition::Claim(c) if !c.if_present => c.tests.iter().find_map(|t| match t {
+/// Two required `equals` on the same claim with different values; returns the second one.
+fn conflicting_equals<'c>(
+    constraints: impl Iterator<Item = &'c Constraint>,
+) -> Option<(&'c Constraint, String)> {
+    let equals: Vec<(&Constraint, &Literal)> = constraints
+        .filter(|c| !c.if_present)
+        .filter_map(|c| {
+            c.tests.iter().find_map(|t| match t {
                 ClaimTest::Equals(l) => Some((c, l)),
                 _ => None,
-            }),
-            _ => None,
+            })
         })
         .collect();
     for (i, (a, la)) in equals.iter().enumerate() {
         for (b, lb) in equals.iter().skip(i + 1) {
-            if a.path == b.path && la != lb {
-                return Some(format!("`{}` cannot equal both {la} and {lb}", a.path));
+            if a.path == b.path && !same_literal(la, lb) {
+                return Some((b, format!("`{}` cannot equal both {la} and {lb}", a.path)));
             }
         }
     }
     None
+}
+
+fn same_literal(a: &Literal, b: &Literal) -> bool {
+    match (a, b) {
+        (Literal::Number(a), Literal::Number(b)) => numeric::numbers_equal(a, b),
+        _ => a == b,
+    }
 }
 
 #[cfg(test)]

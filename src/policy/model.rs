@@ -269,6 +269,7 @@ pub(crate) enum SecretSource {
 pub(crate) struct HmacSecret {
     pub(crate) kid: Option<String>,
     pub(crate) source: SecretSource,
+    pub(crate) span: Range<usize>,
 }
 
 /// A trusted issuer: its exact `iss`, its algorithms, and where its keys come from.
@@ -279,6 +280,8 @@ pub struct Issuer {
     /// The keys of its `jwks_file` or inline `jwks`, loaded when the policy was validated.
     pub(crate) keys: Option<std::sync::Arc<crate::jwks::KeySet>>,
     pub(crate) hmac_secrets: Vec<HmacSecret>,
+    /// Where the JWKS (`jwks_file` or `jwks`) is named.
+    pub(crate) keys_span: Option<Range<usize>>,
 }
 
 impl Issuer {
@@ -348,6 +351,21 @@ pub(crate) struct IdRule {
     pub(crate) required: bool,
     pub(crate) allow: Option<Pattern>,
     pub(crate) refuse: Vec<Pattern>,
+}
+
+impl IdRule {
+    /// Why `id` is refused by the rule's patterns, if it is.
+    pub(crate) fn refusal(&self, id: &str) -> Option<String> {
+        if let Some(allow) = &self.allow
+            && !allow.is_match(id)
+        {
+            return Some(format!("must match `{}`", allow.as_str()));
+        }
+        self.refuse
+            .iter()
+            .find(|p| p.is_match(id))
+            .map(|p| format!("must not match `{}`", p.as_str()))
+    }
 }
 
 /// A validated policy, ready to be compiled into a [`PolicyEngine`](crate::PolicyEngine).

@@ -197,7 +197,7 @@ fn read_policy(
     };
     let scopes = match t.get("scopes") {
         Some(v) => read_scopes(r, v),
-        None => Some(default_scopes()),
+        None => Some((default_scopes(), Vec::new())),
     };
     let client_id = match t.get("client_id") {
         Some(v) => read_id_rule(r, v, "client_id", IdPosition::Client),
@@ -218,7 +218,30 @@ fn read_policy(
     t.finish(r);
     r.unused_vars();
 
+    if let (
+        Some(HeaderRules {
+            kid: Presence::Required,
+            ..
+        }),
+        Some(issuers),
+    ) = (&header, &issuers)
+    {
+        for secret in issuers
+            .iter()
+            .flat_map(|i| &i.hmac_secrets)
+            .filter(|s| s.kid.is_none())
+        {
+            r.error(
+                DiagnosticKind::Conflict,
+                secret.span.clone(),
+                "this HMAC secret has no `kid`, and tokens must name their key (`[header] kid` is `required`)",
+                "add the `kid` your issuer puts in its tokens, or set `kid = \"optional\"` in `[header]`",
+            );
+        }
+    }
     let (resource_url, scopes_supported, resource_claim) = resource?;
+    let (scopes, required_scopes) = scopes?;
+    lint::unadvertised_scopes(r, &required_scopes, &scopes_supported);
     let policy = Policy {
         name: source.name().to_owned(),
         resource_url,
@@ -232,7 +255,7 @@ fn read_policy(
         required_claims: required_claims?,
         constraints: constraints?,
         rules: rules?,
-        scopes: scopes?,
+        scopes,
         client_id: client_id?,
         resource_client_id: resource_client_id?,
         warnings: Vec::new(),
@@ -269,7 +292,7 @@ fn read_resource(r: &mut Reader, v: &Value<'_>) -> Option<(String, Vec<String>, 
         }
     };
     let scopes = or_default(t.get("scopes_supported"), Vec::new(), |v| {
-        r.strings(v, "resource.scopes_supported").map(values)
+        scope_list(r, v, "resource.scopes_supported").map(values)
     });
     let claim = or_default(t.get("claim"), Presence::Optional, |v| {
         r.choice(v, "resource.claim", PRESENCE)
@@ -315,9 +338,13 @@ fn read_header(r: &mut Reader, v: &Value<'_>) -> Option<HeaderRules> {
     let mut t = r.table(v, "[header]")?;
     let typ = or_default(t.get("typ"), Vec::new(), |v| {
         r.strings(v, "header.typ").map(|list| {
-            list.into_iter()
-                .map(|s| s.value.to_ascii_lowercase())
-                .collect()
+            let mut types: Vec<String> = Vec::new();
+            for t in list.iter().map(|s| crate::token::media_type(&s.value)) {
+                if !types.contains(&t) {
+                    types.push(t);
+                }
+            }
+            types
         })
     });
     let kid = or_default(t.get("kid"), Presence::Required, |v| {
@@ -576,6 +603,7 @@ fn read_issuer(
             algorithms: algorithms.into_iter().map(|a| a.value).collect(),
             keys,
             hmac_secrets: hmac,
+            keys_span: jwks.map(|j| j.span),
         },
         span: iss.span,
     })
@@ -701,7 +729,11 @@ fn read_hmac_secrets(
         };
         t.finish(r);
         match source {
-            Some(source) => out.push(HmacSecret { kid, source }),
+            Some(source) => out.push(HmacSecret {
+                kid,
+                source,
+                span: item.span(),
+            }),
             None => ok = false,
         }
     }
@@ -878,6 +910,23 @@ fn read_constraint_fields(r: &mut Reader, t: &mut Table<'_, '_>) -> Option<Const
     for &key in &test_keys {
         let Some(v) = t.get(key) else { continue };
         let what = t.path(key);
+        if matches!(key, "one_of" | "contains_any" | "contains_all")
+            && matches!(v.get_ref(), DeValue::Array(items) if items.is_empty())
+        {
+            let effect = if key == "contains_all" {
+                "always passes"
+            } else {
+                "never passes"
+            };
+            r.error(
+                DiagnosticKind::InvalidValue,
+                v.span(),
+                format!("`{what}` is empty, so the test {effect}"),
+                "list at least one value, or remove the test",
+            );
+            ok = false;
+            continue;
+        }
         let test = match key {
             "present" => r.bool(v, &what).map(ClaimTest::Present),
             "equals" => read_literal(r, v, &what).map(ClaimTest::Equals),
@@ -917,6 +966,39 @@ fn read_constraint_fields(r: &mut Reader, t: &mut Table<'_, '_>) -> Option<Const
             t.span(),
             format!("`{}` names a claim but tests nothing", t.name),
             format!("add a test: {}", ticks(&test_keys)),
+        );
+        ok = false;
+    }
+    let must_be_absent = tests
+        .iter()
+        .any(|test| matches!(test, ClaimTest::Present(false)));
+    if must_be_absent && tests.len() > 1 {
+        r.error(
+            DiagnosticKind::Conflict,
+            t.span(),
+            format!(
+                "`{}` says the claim must be absent, and also tests its value",
+                t.name
+            ),
+            "with `present = false` there is no value to test: remove the other tests",
+        );
+        ok = false;
+    }
+    let contains_test = tests.iter().any(|test| {
+        matches!(
+            test,
+            ClaimTest::Contains(..) | ClaimTest::ContainsAny(..) | ClaimTest::ContainsAll(..)
+        )
+    });
+    if let (Some(span), false) = (t.key_span("format"), contains_test) {
+        r.error(
+            DiagnosticKind::Conflict,
+            span,
+            format!(
+                "`{}` only applies to `contains`, `contains_any` and `contains_all`",
+                t.path("format")
+            ),
+            "remove `format`, or add a `contains` test",
         );
         ok = false;
     }
@@ -1158,7 +1240,8 @@ fn default_scopes() -> ScopeRules {
     }
 }
 
-fn read_scopes(r: &mut Reader, v: &Value<'_>) -> Option<ScopeRules> {
+/// The scope rules, and the required scopes where they are written.
+fn read_scopes(r: &mut Reader, v: &Value<'_>) -> Option<(ScopeRules, Vec<Located<String>>)> {
     let mut t = r.table(v, "[scopes]")?;
     let claims = or_default(t.get("claims"), default_scopes().claims, |v| {
         let items = r.array(v, "scopes.claims")?;
@@ -1193,24 +1276,41 @@ fn read_scopes(r: &mut Reader, v: &Value<'_>) -> Option<ScopeRules> {
         read.into_iter().collect()
     });
     let required = or_default(t.get("required"), Vec::new(), |v| {
-        let list = r.strings(v, "scopes.required")?;
-        let mut ok = true;
-        for s in list.iter().filter(|s| s.value.contains(' ')) {
+        scope_list(r, v, "scopes.required")
+    });
+    t.finish(r);
+    let required = required?;
+    Some((
+        ScopeRules {
+            claims: claims?,
+            required: values(required.clone()),
+        },
+        required,
+    ))
+}
+
+/// A list of scope names: non-empty strings without spaces (a space separates scopes).
+fn scope_list(r: &mut Reader, v: &Value<'_>, what: &str) -> Option<Vec<Located<String>>> {
+    let list = r.strings(v, what);
+    let mut ok = true;
+    let items = match v.get_ref() {
+        DeValue::Array(items) => items.as_ref(),
+        _ => &[],
+    };
+    for item in items {
+        if let DeValue::String(scope) = item.get_ref()
+            && scope.contains(' ')
+        {
             r.error(
                 DiagnosticKind::InvalidValue,
-                s.span.clone(),
-                format!("scope `{}` contains a space", s.value),
+                item.span(),
+                format!("scope `{scope}` contains a space"),
                 "list each scope as its own string",
             );
             ok = false;
         }
-        ok.then(|| values(list))
-    });
-    t.finish(r);
-    Some(ScopeRules {
-        claims: claims?,
-        required: required?,
-    })
+    }
+    list.filter(|_| ok)
 }
 
 /// Which identifier an `IdRule` resolves: the calling client's (from claims) or this server's own
@@ -1261,12 +1361,28 @@ fn read_id_rule(r: &mut Reader, v: &Value<'_>, name: &str, position: IdPosition)
         read.into_iter().collect()
     });
     t.finish(r);
-    Some(IdRule {
-        sources: sources?,
+    let sources = sources?;
+    let rule = IdRule {
+        sources: sources.iter().map(|s| s.value.clone()).collect(),
         required: required?,
         allow: allow?,
         refuse: refuse?,
-    })
+    };
+    // A fixed value is known now: refusing it would only fail later, when the engine is built.
+    for source in &sources {
+        if let IdSource::Value(value) = &source.value
+            && let Some(why) = rule.refusal(value)
+        {
+            r.error(
+                DiagnosticKind::InvalidValue,
+                source.span.clone(),
+                format!("`{name}` value `{value}` is refused by the rule's own patterns: it {why}"),
+                "use a value the patterns accept, or change the patterns",
+            );
+            return None;
+        }
+    }
+    Some(rule)
 }
 
 fn read_sources(
@@ -1274,7 +1390,7 @@ fn read_sources(
     v: &Value<'_>,
     name: &str,
     position: IdPosition,
-) -> Option<Vec<IdSource>> {
+) -> Option<Vec<Located<IdSource>>> {
     let items = r.array(v, &format!("{name}.sources"))?;
     let (allowed, why) = position.sources();
     if items.is_empty() {
@@ -1300,10 +1416,13 @@ fn read_sources(
                 [key] if allowed.contains(key) => t
                     .get(key)
                     .and_then(|v| r.nonempty_string(v, &t.path(key)))
-                    .map(|s| match *key {
-                        "claim" => IdSource::Claim(s.value),
-                        "context" => IdSource::Context(s.value),
-                        _ => IdSource::Value(s.value),
+                    .map(|s| Located {
+                        value: match *key {
+                            "claim" => IdSource::Claim(s.value),
+                            "context" => IdSource::Context(s.value),
+                            _ => IdSource::Value(s.value),
+                        },
+                        span: s.span,
                     }),
                 [key] => {
                     r.error(

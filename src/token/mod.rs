@@ -32,6 +32,17 @@ pub(crate) const REGISTERED_HEADER_PARAMETERS: [&str; 11] = [
     "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit",
 ];
 
+/// A `typ` value as a comparable media type: lowercase, with `application/` added when there is
+/// no `/` (RFC 7515 §4.1.9), so `at+jwt` and `application/AT+JWT` are the same type.
+pub(crate) fn media_type(typ: &str) -> String {
+    let lower = typ.to_ascii_lowercase();
+    if lower.contains('/') {
+        lower
+    } else {
+        format!("application/{lower}")
+    }
+}
+
 /// Header and payload JSON may nest at most this deep; deeper input is rejected, never recursed.
 pub(crate) const MAX_JSON_DEPTH: usize = 64;
 
