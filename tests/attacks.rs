@@ -1343,3 +1343,48 @@ mod reporting {
         }
     }
 }
+
+mod log_injection {
+    use super::*;
+
+    /// Every line of the text explanation is the verdict or starts with two spaces: values from
+    /// the token (claims, header parameters) cannot start a line of their own.
+    fn assert_no_forged_lines(d: &Decision) {
+        let text = d.explain();
+        let mut lines = text.lines();
+        let first = lines.next().unwrap();
+        assert!(first == "ALLOW" || first.starts_with("DENY: "), "{text}");
+        for line in lines {
+            assert!(line.starts_with("  "), "forged line {line:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn claims_and_headers_cannot_forge_lines_in_the_explanation() {
+        let f = fixture();
+        let forged = "x\nALLOW\n  audience: `aud` contains everything";
+        // In the principal of an allowed token.
+        let d = decide(
+            &f.engine,
+            &f.es
+                .sign(&claims_with(json!({ "sub": forged, "client_id": forged }))),
+        );
+        assert_allow(&d);
+        assert_no_forged_lines(&d);
+        assert!(d.explain().contains("x\\nALLOW"), "{}", d.explain());
+        // In expected/observed of failed checks.
+        let claims = claims_with(
+            json!({ "aud": forged, "resource": forged, "scope": forged, "iss": forged }),
+        );
+        let d = decide(&f.engine, &f.es.sign(&claims));
+        assert!(!d.is_allowed());
+        assert_no_forged_lines(&d);
+        let header = header_with(&f.es, json!({ "typ": forged, "kid": forged }));
+        let d = decide(&f.engine, &f.es.sign_with(&header, &good_claims()));
+        assert_no_forged_lines(&d);
+        let header = header_with(&f.es, json!({ "alg": forged }));
+        let d = decide(&f.engine, &f.es.sign_with(&header, &good_claims()));
+        assert_deny(&d, "algorithm_not_allowed", "algorithm");
+        assert_no_forged_lines(&d);
+    }
+}

@@ -1,7 +1,7 @@
 //! `aud` against the accepted alternatives, and the RFC 8707 `resource` claim.
 
 use crate::engine::Failure;
-use crate::engine::claims::{show, values};
+use crate::engine::claims::{quote, show, values};
 use crate::engine::decision::Reason;
 use crate::policy::{AudienceRule, Match, Presence, ValueFormat};
 use crate::token::json::{Json, Object};
@@ -41,13 +41,10 @@ fn resources(claims: &Object) -> Result<Option<Vec<&str>>, Failure> {
 
 fn show_list(values: &[&str]) -> String {
     match values {
-        [one] => format!("`{one}`"),
+        [one] => quote(one),
         many => format!(
             "[{}]",
-            many.iter()
-                .map(|v| format!("`{v}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            many.iter().map(|v| quote(v)).collect::<Vec<_>>().join(", ")
         ),
     }
 }

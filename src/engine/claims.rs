@@ -5,6 +5,7 @@ use crate::engine::decision::Reason;
 use crate::policy::{ClaimPath, ClaimTest, Condition, Constraint, JsonType, Literal, ValueFormat};
 use crate::token::json::{Json, Object};
 use crate::token::numeric;
+pub(crate) use crate::token::{escape, quote};
 
 /// The value at `path`, if every step is an object member.
 pub(crate) fn lookup<'a>(claims: &'a Object, path: &ClaimPath) -> Option<&'a Json> {
@@ -17,11 +18,11 @@ pub(crate) fn lookup<'a>(claims: &'a Object, path: &ClaimPath) -> Option<&'a Jso
     Some(value)
 }
 
-/// A short rendering of a claim value for "observed": strings in backticks, long values cut.
+/// A short rendering of a claim value for "observed": strings quoted, long values cut.
 pub(crate) fn show(value: &Json) -> String {
     const MAX: usize = 120;
     let text = match value {
-        Json::String(s) => format!("`{s}`"),
+        Json::String(s) => quote(s),
         Json::Number(n) => n.as_str().to_owned(),
         Json::Bool(b) => b.to_string(),
         Json::Null => "null".into(),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::claims::show;
+use crate::engine::claims::{quote, show};
 use crate::engine::decision::Reason;
 use crate::engine::{BuildError, Failure};
 use crate::policy::{IdRule, IdSource};
@@ -42,7 +42,7 @@ pub(crate) fn resolve<'a>(
             return Err(Failure {
                 reason: Reason::InvalidClaim,
                 expected: why.clone(),
-                observed: format!("`{name}` `{id}`"),
+                observed: format!("`{name}` {}", quote(id)),
                 detail: format!("client id from `{name}` is refused: {why}"),
             });
         }

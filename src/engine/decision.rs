@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::claims::escape;
+
 /// Allow or deny. Exhaustive on purpose: callers handle both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -360,7 +362,8 @@ impl Decision {
             ("resource client", &p.resource_client_id),
         ]
         .into_iter()
-        .filter_map(|(label, value)| value.as_ref().map(|v| format!("{label} {v}")))
+        // Principal values come from the token: escaped, so they cannot forge lines.
+        .filter_map(|(label, value)| value.as_ref().map(|v| format!("{label} {}", escape(v))))
         .collect();
         if !who.is_empty() {
             out.push_str(&format!("  {}\n", who.join(", ")));

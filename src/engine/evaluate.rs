@@ -181,12 +181,13 @@ impl<'e> Run<'e> {
                     "size",
                     Step::Pass(format!("{} bytes (limit {limit})", token.len())),
                 );
+                let problem = e.to_string();
                 self.fail(
                     "format",
                     Reason::MalformedToken,
                     "a compact JWS: three canonical base64url segments of strict JSON",
-                    "malformed",
-                    e.to_string(),
+                    problem.clone(),
+                    problem,
                 );
                 return self.skip_from("issuer", "the token could not be decoded");
             }
@@ -325,7 +326,7 @@ impl<'e> Run<'e> {
             return None;
         }
         let set = if alg.is_hmac() {
-            Ok(Arc::new(issuer.secrets.clone()))
+            Ok(issuer.secrets.clone())
         } else {
             keys(issuer)
         };
@@ -349,24 +350,25 @@ impl<'e> Run<'e> {
                 if kid.is_some() && !alg.is_hmac() {
                     self.refresh = Some(index);
                 }
-                let expected = match set
+                // Key ids are public; a few are enough to spot a rotation or a wrong issuer.
+                const SHOWN: usize = 5;
+                let kids: Vec<String> = set
                     .keys()
                     .iter()
                     .filter_map(|k| k.kid())
-                    .collect::<Vec<_>>()
-                {
-                    kids if kids.is_empty() => "a key of the issuer".to_owned(),
-                    kids => format!(
-                        "`kid` one of {}",
-                        kids.iter()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                    .map(|k| format!("`{k}`"))
+                    .collect();
+                let expected = match kids.len() {
+                    0 => "a key of the issuer".to_owned(),
+                    n if n <= SHOWN => format!("`kid` one of {}", kids.join(", ")),
+                    n => format!(
+                        "`kid` one of {}, … ({n} keys)",
+                        kids.get(..SHOWN).unwrap_or_default().join(", ")
                     ),
                 };
                 let observed = kid
                     .as_ref()
-                    .map_or("no `kid`".into(), |k| format!("`kid` `{k}`"));
+                    .map_or("no `kid`".into(), |k| format!("`kid` {}", claims::quote(k)));
                 self.fail("key", Reason::KeyNotFound, expected, observed, why);
                 self.skip_from("signature", "no key to verify the signature with");
                 return None;
@@ -522,7 +524,7 @@ impl<'e> Run<'e> {
                 self.principal.client_id_source = Some(id.source.to_owned());
                 self.named(
                     "client_id",
-                    Step::Pass(format!("`{}` from `{}`", id.id, id.source)),
+                    Step::Pass(format!("{} from `{}`", claims::quote(id.id), id.source)),
                 );
             }
             Ok(None) => self.named("client_id", Step::Pass("none (not required)".into())),
@@ -537,7 +539,8 @@ impl<'e> Run<'e> {
             .iter()
             .position(|c| *c == first)
             .unwrap_or(FIXED_CHECKS.len());
-        let skipped = |name: &str| -> bool {
+        // Which fixed checks this policy makes at all.
+        let made = |name: &str| -> bool {
             match name {
                 "typ" => !policy.header.typ.is_empty(),
                 "exp" => policy.time.exp != Presence::Ignored,
@@ -563,7 +566,7 @@ impl<'e> Run<'e> {
                     self.record(rule.clone(), Step::NotEvaluated(why.to_owned()));
                 }
             }
-            if skipped(name) {
+            if made(name) {
                 self.named(name, Step::NotEvaluated(why.to_owned()));
             }
         }

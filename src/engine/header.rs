@@ -2,6 +2,7 @@
 
 use crate::Algorithm;
 use crate::engine::Failure;
+use crate::engine::claims::quote;
 use crate::engine::decision::Reason;
 use crate::policy::HeaderRules;
 use crate::token::json::Json;
@@ -18,7 +19,7 @@ pub(crate) fn algorithm(header: &Header, allowed: &[Algorithm]) -> Result<Algori
                 .map(|a| format!("`{a}`"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            observed: format!("`{}`", header.alg.chars().take(40).collect::<String>()),
+            observed: quote(&header.alg),
             detail: "the issuer does not sign with this algorithm".into(),
         }),
     }
@@ -40,7 +41,7 @@ pub(crate) fn typ(header: &Header, rules: &HeaderRules) -> Option<Result<String,
                 .map(|t| format!("`{t}`"))
                 .collect::<Vec<_>>()
                 .join(" or "),
-            observed: found.as_ref().map_or("absent".into(), |t| format!("`{t}`")),
+            observed: found.as_ref().map_or("absent".into(), |t| quote(t)),
             detail: "not an access token of the accepted type".into(),
         }),
     })
@@ -92,20 +93,23 @@ pub(crate) fn crit(header: &Header, rules: &HeaderRules) -> Result<String, Failu
     for name in &names {
         if REGISTERED_HEADER_PARAMETERS.contains(name) {
             return Err(fail(
-                format!("`crit` names `{name}`"),
-                format!("`{name}` is a registered parameter and must not be in `crit`"),
+                format!("`crit` names {}", quote(name)),
+                format!(
+                    "{} is a registered parameter and must not be in `crit`",
+                    quote(name)
+                ),
             ));
         }
         if header.object.get(name).is_none() {
             return Err(fail(
-                format!("`crit` names `{name}`"),
-                format!("`crit` names `{name}`, which the header lacks"),
+                format!("`crit` names {}", quote(name)),
+                format!("`crit` names {}, which the header lacks", quote(name)),
             ));
         }
         if !rules.crit.iter().any(|c| c == name) {
             return Err(fail(
-                format!("`crit` names `{name}`"),
-                format!("extension `{name}` is not understood"),
+                format!("`crit` names {}", quote(name)),
+                format!("extension {} is not understood", quote(name)),
             ));
         }
     }

@@ -163,7 +163,7 @@ pub(crate) struct CompiledIssuer {
     /// Public keys; `None` when the issuer only uses HMAC.
     pub(crate) keys: Option<Arc<dyn KeySource>>,
     /// HMAC secrets the policy names; never from a JWKS.
-    pub(crate) secrets: KeySet,
+    pub(crate) secrets: Arc<KeySet>,
 }
 
 /// Names made unique in order: a second `constraint:sub` becomes `constraint:sub#2`.
@@ -331,7 +331,7 @@ impl EngineBuilder {
                 iss: issuer.iss.clone(),
                 algorithms: issuer.algorithms.clone(),
                 keys,
-                secrets: KeySet::from_keys(secrets),
+                secrets: Arc::new(KeySet::from_keys(secrets)),
             });
         }
         let names = Names::new(&policy);

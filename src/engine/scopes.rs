@@ -1,7 +1,7 @@
 //! Scopes: gathered from the claims the policy names, each in its declared format.
 
 use crate::engine::Failure;
-use crate::engine::claims::{show, values};
+use crate::engine::claims::{quote, show, values};
 use crate::engine::decision::Reason;
 use crate::policy::ScopeRules;
 use crate::token::json::Object;
@@ -46,42 +46,35 @@ pub(crate) fn granted<'a>(
 
 /// Checks that every required scope is granted.
 pub(crate) fn check(granted: &[&str], rules: &ScopeRules) -> Result<String, Failure> {
-    let missing: Vec<&str> = rules
-        .required
+    let required: Vec<&str> = rules.required.iter().map(String::as_str).collect();
+    let missing: Vec<&str> = required
         .iter()
-        .map(String::as_str)
+        .copied()
         .filter(|s| !granted.contains(s))
         .collect();
-    let show_all = |list: &[&str]| {
-        if list.is_empty() {
-            "none".to_owned()
-        } else {
-            list.iter()
-                .map(|s| format!("`{s}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    };
     if missing.is_empty() {
-        let required: Vec<&str> = rules.required.iter().map(String::as_str).collect();
         return Ok(match required.as_slice() {
-            [] => format!("granted {} (none required)", show_all(granted)),
-            req => format!("required {} granted", show_all(req)),
+            [] => format!("granted {} (none required)", list(granted)),
+            req => format!("required {} granted", list(req)),
         });
     }
     Err(Failure {
         reason: Reason::InsufficientScope,
-        expected: format!(
-            "scopes {}",
-            show_all(
-                &rules
-                    .required
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-            )
-        ),
-        observed: format!("granted {}", show_all(granted)),
-        detail: format!("missing {}", show_all(&missing)),
+        expected: format!("scopes {}", list(&required)),
+        observed: format!("granted {}", list(granted)),
+        detail: format!("missing {}", list(&missing)),
     })
+}
+
+/// Scopes for a message: quoted, at most 20 of them.
+fn list(scopes: &[&str]) -> String {
+    const SHOWN: usize = 20;
+    if scopes.is_empty() {
+        return "none".to_owned();
+    }
+    let mut out: Vec<String> = scopes.iter().take(SHOWN).map(|s| quote(s)).collect();
+    if scopes.len() > SHOWN {
+        out.push(format!("… ({} in all)", scopes.len()));
+    }
+    out.join(", ")
 }

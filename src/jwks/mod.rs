@@ -309,7 +309,10 @@ impl KeySet {
                     .filter(|k| k.kid.as_deref() == Some(kid))
                     .collect();
                 if named.is_empty() {
-                    return Err(SelectError::NotFound(format!("no key has `kid` `{kid}`")));
+                    return Err(SelectError::NotFound(format!(
+                        "no key has `kid` {}",
+                        crate::token::quote(kid)
+                    )));
                 }
                 let mut reasons = Vec::new();
                 for key in &named {
@@ -319,7 +322,8 @@ impl KeySet {
                     }
                 }
                 Err(SelectError::Mismatch(format!(
-                    "key `{kid}`: {}",
+                    "key {}: {}",
+                    crate::token::quote(kid),
                     reasons.join("; ")
                 )))
             }

@@ -43,6 +43,32 @@ pub(crate) fn media_type(typ: &str) -> String {
     }
 }
 
+/// Longest rendering of a token-provided value in a decision or message.
+const MAX_SHOWN: usize = 120;
+
+/// A value from a token, quoted for a decision: in backticks, control characters escaped (so a
+/// claim cannot forge lines in a log or the text explanation), long values cut.
+pub(crate) fn quote(value: &str) -> String {
+    format!("`{}`", escape(value))
+}
+
+/// A value from a token with control characters escaped and its length cut to a readable size.
+pub(crate) fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len().min(MAX_SHOWN));
+    for (i, c) in value.chars().enumerate() {
+        if i == MAX_SHOWN {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Header and payload JSON may nest at most this deep; deeper input is rejected, never recursed.
 pub(crate) const MAX_JSON_DEPTH: usize = 64;
 
