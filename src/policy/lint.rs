@@ -79,7 +79,14 @@ fn keys(r: &mut Reader, policy: &Policy) {
             }
         }
         for alg in issuer.algorithms.iter().filter(|a| !a.is_hmac()) {
-            if !set.keys().iter().any(|k| k.mismatch(*alg).is_none()) {
+            // A key a token cannot name does not count.
+            let usable = |k: &&crate::jwks::Key| !kid_required || k.kid().is_some();
+            if !set
+                .keys()
+                .iter()
+                .filter(usable)
+                .any(|k| k.mismatch(*alg).is_none())
+            {
                 r.warn(
                     DiagnosticKind::UnusableKey,
                     span.clone(),
@@ -157,10 +164,17 @@ fn audience(r: &mut Reader, policy: &Policy) {
             r.warn(
                 DiagnosticKind::UnguardedIssuerAudience,
                 alt.span.clone(),
-                format!(
-                    "audience `{}` is the issuer itself: every token it issues, for any resource, is accepted",
-                    issuer.iss
-                ),
+                if alt.value == issuer.iss {
+                    format!(
+                        "audience `{}` is the issuer itself: every token it issues, for any resource, is accepted",
+                        alt.value
+                    )
+                } else {
+                    format!(
+                        "audience `{}` is the issuer `{}` itself: every token it issues, for any resource, is accepted",
+                        alt.value, issuer.iss
+                    )
+                },
                 "guard it with the resource it must name: `{ value = \"...\", resource = \"${resource_url}\" }`",
             );
         }
@@ -348,7 +362,10 @@ fn never_holds(c: &Condition) -> Option<String> {
                 Condition::Claim(c) => Some(c),
                 _ => None,
             });
-            conflicting_equals(claims).map(|(_, why)| why)
+            conflicting_equals(claims)
+                .into_iter()
+                .next()
+                .map(|(_, why)| why)
         }),
         Condition::Not(inner) => {
             always_holds(inner).then(|| "`not` of a condition that always holds".into())
@@ -410,7 +427,7 @@ fn literal_type(l: &Literal) -> JsonType {
 /// Two required `equals` on the same claim with different values; returns the second one.
 fn conflicting_equals<'c>(
     constraints: impl Iterator<Item = &'c Constraint>,
-) -> Option<(&'c Constraint, String)> {
+) -> Vec<(&'c Constraint, String)> {
     let equals: Vec<(&Constraint, &Literal)> = constraints
         .filter(|c| !c.if_present)
         .filter_map(|c| {
@@ -420,14 +437,18 @@ fn conflicting_equals<'c>(
             })
         })
         .collect();
-    for (i, (a, la)) in equals.iter().enumerate() {
-        for (b, lb) in equals.iter().skip(i + 1) {
-            if a.path == b.path && !same_literal(la, lb) {
-                return Some((b, format!("`{}` cannot equal both {la} and {lb}", a.path)));
-            }
+    // Each constraint is reported once, against the first earlier one it contradicts.
+    let mut conflicts = Vec::new();
+    for (j, (b, lb)) in equals.iter().enumerate() {
+        let first = equals
+            .iter()
+            .take(j)
+            .find(|(a, la)| a.path == b.path && !same_literal(la, lb));
+        if let Some((a, la)) = first {
+            conflicts.push((*b, format!("`{}` cannot equal both {la} and {lb}", a.path)));
         }
     }
-    None
+    conflicts
 }
 
 fn same_literal(a: &Literal, b: &Literal) -> bool {

@@ -807,11 +807,24 @@ fn read_claims(r: &mut Reader, v: &Value<'_>) -> (Option<Vec<ClaimPath>>, Option
     };
     let required = or_default(t.get("required"), Vec::new(), |v| {
         let items = r.array(v, "claims.required")?;
-        let paths: Vec<_> = items
-            .iter()
-            .map(|item| read_path(r, item, "claims.required"))
-            .collect();
-        paths.into_iter().collect()
+        let mut paths: Vec<ClaimPath> = Vec::new();
+        let mut ok = true;
+        for item in items {
+            match read_path(r, item, "claims.required") {
+                Some(path) if paths.contains(&path) => {
+                    r.error(
+                        DiagnosticKind::Duplicate,
+                        item.span(),
+                        format!("claim `{path}` is listed twice in `claims.required`"),
+                        "remove the repeat",
+                    );
+                    ok = false;
+                }
+                Some(path) => paths.push(path),
+                None => ok = false,
+            }
+        }
+        ok.then_some(paths)
     });
     let constraints = or_default(t.get("constraints"), Vec::new(), |v| {
         let items = r.array(v, "claims.constraints")?;
@@ -1369,6 +1382,7 @@ fn read_id_rule(r: &mut Reader, v: &Value<'_>, name: &str, position: IdPosition)
         refuse: refuse?,
     };
     // A fixed value is known now: refusing it would only fail later, when the engine is built.
+    let mut ok = true;
     for source in &sources {
         if let IdSource::Value(value) = &source.value
             && let Some(why) = rule.refusal(value)
@@ -1379,10 +1393,10 @@ fn read_id_rule(r: &mut Reader, v: &Value<'_>, name: &str, position: IdPosition)
                 format!("`{name}` value `{value}` is refused by the rule's own patterns: it {why}"),
                 "use a value the patterns accept, or change the patterns",
             );
-            return None;
+            ok = false;
         }
     }
-    Some(rule)
+    ok.then_some(rule)
 }
 
 fn read_sources(
