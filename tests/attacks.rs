@@ -15,8 +15,6 @@ use jwt_policy::{Decision, Outcome, Policy, PolicyEngine, Principal, Reason};
 use serde_json::{Value, json};
 use support::*;
 
-const CTX: &[(&str, &str)] = &[("credential.key_id", "stable-1")];
-
 /// The reference policy's keys: an RSA, a P-256 and an Ed25519 key, and the engine trusting them.
 struct Fixture {
     rsa: TestKey,
@@ -45,37 +43,6 @@ fn policy_with_jwks(jwks: &str) -> String {
     let placeholder = support::jwks(&[&key]);
     assert!(text.contains(&placeholder));
     text.replace(&placeholder, jwks)
-}
-
-fn replace(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "text lacks `{from}`");
-    text.replace(from, to)
-}
-
-fn failed_rule(d: &Decision) -> String {
-    d.failures()
-        .next()
-        .map(|c| c.rule().to_owned())
-        .unwrap_or_default()
-}
-
-#[track_caller]
-fn assert_allow(d: &Decision) {
-    assert_eq!(outcome(d), "allow", "{}", d.explain());
-}
-
-#[track_caller]
-fn assert_deny(d: &Decision, reason: &str, rule: &str) {
-    assert!(!d.is_allowed(), "{}", d.explain());
-    assert_eq!(outcome(d), reason, "{}", d.explain());
-    assert_eq!(failed_rule(d), rule, "{}", d.explain());
-}
-
-fn check<'d>(d: &'d Decision, rule: &str) -> &'d jwt_policy::Check {
-    d.checks()
-        .iter()
-        .find(|c| c.rule() == rule)
-        .unwrap_or_else(|| panic!("no check `{rule}` in\n{}", d.explain()))
 }
 
 /// The checks that read claims: none of them may pass or fail on an unverified token.
@@ -110,19 +77,6 @@ fn assert_claims_not_evaluated(d: &Decision) {
         "{}",
         d.explain()
     );
-}
-
-/// `good_claims()` with `changes` applied (a `null` change removes the claim).
-fn claims_with(changes: Value) -> Value {
-    let mut claims = good_claims();
-    for (name, value) in changes.as_object().unwrap() {
-        if value.is_null() {
-            claims.as_object_mut().unwrap().remove(name);
-        } else {
-            claims[name] = value.clone();
-        }
-    }
-    claims
 }
 
 /// `key`'s default header with `changes` applied (a `null` change removes the member).

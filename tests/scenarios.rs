@@ -15,17 +15,8 @@ use jwt_policy::{Decision, Outcome, Policy, PolicyEngine, UnixTime};
 use serde_json::{Value, json};
 use support::*;
 
-/// The run-time context every reference engine here is built with.
-const CTX: &[(&str, &str)] = &[("credential.key_id", "stable-1")];
-
 /// The reference policy's algorithm line, replaced to allow other algorithms.
 const REFERENCE_ALGS: &str = r#"algorithms = ["RS256", "ES256", "EdDSA"]"#;
-
-/// Replaces `from` with `to` in `text`, insisting that `from` was there.
-fn replace(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "policy text lacks `{from}`");
-    text.replace(from, to)
-}
 
 /// The reference policy with `keys` inline and its issuer allowing `algs` (a TOML array).
 fn policy_allowing(algs: &str, keys: &[&TestKey]) -> String {
@@ -51,55 +42,12 @@ fn at_text(engine: &PolicyEngine, token: &str, now: &str) -> Decision {
     engine.evaluate_at(token, UnixTime::parse(now).unwrap())
 }
 
-/// The name of the first failed check ("" when none failed).
-fn failed_rule(d: &Decision) -> String {
-    d.failures()
-        .next()
-        .map(|c| c.rule().to_owned())
-        .unwrap_or_default()
-}
-
-#[track_caller]
-fn assert_allow(d: &Decision) {
-    assert_eq!(outcome(d), "allow", "{}", d.explain());
-    assert!(d.is_allowed());
-    assert_eq!(d.failures().count(), 0, "{}", d.explain());
-}
-
-#[track_caller]
-fn assert_deny(d: &Decision, reason: &str, rule: &str) {
-    assert!(!d.is_allowed(), "{}", d.explain());
-    assert_eq!(outcome(d), reason, "{}", d.explain());
-    assert_eq!(failed_rule(d), rule, "{}", d.explain());
-}
-
-/// `good_claims()` with `changes` applied (a `null` change removes the claim).
-fn claims_with(changes: Value) -> Value {
-    let mut claims = good_claims();
-    for (name, value) in changes.as_object().unwrap() {
-        if value.is_null() {
-            claims.as_object_mut().unwrap().remove(name);
-        } else {
-            claims[name] = value.clone();
-        }
-    }
-    claims
-}
-
 /// Serializes `claims` with claim `name` written as the raw JSON number text `raw`.
 fn with_raw_number(claims: &Value, name: &str, raw: &str) -> String {
     let mut claims = claims.clone();
     claims[name] = json!("@RAW@");
     let text = claims.to_string();
     replace(&text, "\"@RAW@\"", raw)
-}
-
-/// The check called `rule`.
-fn check<'d>(d: &'d Decision, rule: &str) -> &'d jwt_policy::Check {
-    d.checks()
-        .iter()
-        .find(|c| c.rule() == rule)
-        .unwrap_or_else(|| panic!("no check `{rule}` in\n{}", d.explain()))
 }
 
 mod algorithms {

@@ -3,6 +3,7 @@
 
 #![allow(
     dead_code,
+    unreachable_pub,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
@@ -279,4 +280,60 @@ pub(crate) fn outcome(decision: &jwt_policy::Decision) -> String {
         None => "deny-without-reason".into(),
         Some(r) => r.as_str().into(),
     }
+}
+
+/// The run-time context the reference engines in the tests are built with.
+pub const CTX: &[(&str, &str)] = &[("credential.key_id", "stable-1")];
+
+/// Replaces `from` with `to` in `text`, insisting that `from` was there.
+#[track_caller]
+pub fn replace(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "text lacks `{from}`");
+    text.replace(from, to)
+}
+
+/// `good_claims()` with `changes` applied (a `null` change removes the claim).
+pub fn claims_with(changes: Value) -> Value {
+    let mut claims = good_claims();
+    for (name, value) in changes.as_object().unwrap() {
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(name);
+        } else {
+            claims[name] = value.clone();
+        }
+    }
+    claims
+}
+
+/// The name of the first failed check ("" when none failed).
+pub fn failed_rule(d: &jwt_policy::Decision) -> String {
+    d.failures()
+        .next()
+        .map(|c| c.rule().to_owned())
+        .unwrap_or_default()
+}
+
+/// Asserts an allow with no failed check.
+#[track_caller]
+pub fn assert_allow(d: &jwt_policy::Decision) {
+    assert_eq!(outcome(d), "allow", "{}", d.explain());
+    assert!(d.is_allowed());
+    assert_eq!(d.failures().count(), 0, "{}", d.explain());
+}
+
+/// Asserts a deny whose deciding reason is `reason`, from the check named `rule`.
+#[track_caller]
+pub fn assert_deny(d: &jwt_policy::Decision, reason: &str, rule: &str) {
+    assert!(!d.is_allowed(), "{}", d.explain());
+    assert_eq!(outcome(d), reason, "{}", d.explain());
+    assert_eq!(failed_rule(d), rule, "{}", d.explain());
+}
+
+/// The check called `rule`.
+#[track_caller]
+pub fn check<'d>(d: &'d jwt_policy::Decision, rule: &str) -> &'d jwt_policy::Check {
+    d.checks()
+        .iter()
+        .find(|c| c.rule() == rule)
+        .unwrap_or_else(|| panic!("no check `{rule}` in\n{}", d.explain()))
 }
