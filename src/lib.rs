@@ -15,7 +15,10 @@ pub use engine::{
     BuildError, Check, Decision, EngineBuilder, Outcome, PolicyEngine, Principal, Reason, UnixTime,
     Verdict,
 };
-pub use jwks::{KeyError, KeySet, KeySource, StaticKeys};
+pub use jwks::{
+    KeyError, KeySet, KeySource, KeyStats, RemoteKeys, RemoteSettings, RemoteSource, Startup,
+    StaticKeys,
+};
 pub use policy::{Diagnostic, Policy, PolicyError, Severity};
 pub use token::{Segment, TokenError};
 

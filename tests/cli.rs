@@ -306,8 +306,9 @@ fn verify_token_file_strips_one_line_ending() {
     );
 }
 
-/// One token per reason code the CLI can produce. `keys_unavailable` needs a remote key source
-/// and `internal` a bug: both are covered through the library (tests/scenarios.rs).
+/// One token per reason code with the reference policy. `keys_unavailable` needs remote keys (see
+/// `unreachable_keys_fail_the_start_or_deny_with_keys_unavailable`) and `internal` a bug (covered
+/// through the library, tests/scenarios.rs).
 fn reason_cases(s: &Setup) -> Vec<(&'static str, String)> {
     let k = &s.key;
     let claims = good_claims;
@@ -593,4 +594,119 @@ fn readme_command_runs_on_the_shipped_demo() {
     assert!(readme.contains(
         "cargo run -- verify --policy policies/keycard-mcp.toml --now 1767225600 --format text --context credential.key_id=mcp-server-key-1 --token-file policies/demo/zone-audience.jwt"
     ));
+}
+
+/// A key server on its own thread and runtime (the CLI runs in another process, on real time).
+fn background_server() -> std::sync::Arc<support::http::KeyServer> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let server = std::sync::Arc::new(support::http::KeyServer::start().await);
+            tx.send(server.clone()).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// The reference policy with its keys at `jwks_url` and `[remote_keys]` settings, in `dir`.
+fn remote_policy(dir: &Path, jwks_url: &str, remote_keys: &str) -> PathBuf {
+    let text = std::fs::read_to_string("policies/keycard-mcp.toml").unwrap();
+    let text = text.replace(
+        "jwks_file = \"keycard-mcp.jwks.json\"",
+        &format!("jwks_url = \"{jwks_url}\""),
+    );
+    let path = dir.join("remote.toml");
+    std::fs::write(&path, format!("{text}\n[remote_keys]\n{remote_keys}\n")).unwrap();
+    path
+}
+
+#[test]
+fn jwks_url_serves_a_whole_batch_from_one_fetch() {
+    let server = background_server();
+    let key = TestKey::es256("remote-1");
+    server.set("/jwks", support::http::Reply::json(jwks(&[&key])));
+    let dir = tempfile::tempdir().unwrap();
+    let tokens: String = (0..5)
+        .map(|i| key.sign(&claims_with(json!({ "jti": i }))) + "\n")
+        .collect();
+    let tokens_path = dir.path().join("tokens.txt");
+    std::fs::write(&tokens_path, tokens).unwrap();
+    let s = Setup::new();
+    let out = s.verify(&[
+        "--jwks-url",
+        &server.url("/jwks"),
+        "--tokens-file",
+        tokens_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let verdicts: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| json_line(l)["verdict"].clone())
+        .collect();
+    assert_eq!(verdicts, vec![json!("allow"); 5]);
+    assert_eq!(server.hits("/jwks"), 1, "one key store for the whole batch");
+}
+
+#[test]
+fn unreachable_keys_fail_the_start_or_deny_with_keys_unavailable() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/jwks");
+    let dir = tempfile::tempdir().unwrap();
+    let token = TestKey::es256("k").sign(&good_claims());
+    let context = "credential.key_id=server-key-1";
+
+    // Eager start-up (the default): the keys cannot be fetched, so nothing is decided.
+    let eager = remote_policy(dir.path(), &url, "timeout = \"2s\"");
+    let out = run(&[
+        "verify",
+        "--policy",
+        eager.to_str().unwrap(),
+        "--context",
+        context,
+        &token,
+    ]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot connect"), "{}", stderr(&out));
+
+    // Lazy start-up: the token is decided, and denied because its issuer's keys are unavailable.
+    let lazy = remote_policy(dir.path(), &url, "timeout = \"2s\"\nstartup = \"lazy\"");
+    let out = run(&[
+        "verify",
+        "--policy",
+        lazy.to_str().unwrap(),
+        "--now",
+        "1767225600",
+        "--context",
+        context,
+        &token,
+    ]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let d = json_line(stdout(&out).trim_end());
+    assert_eq!(d["reason"], "keys_unavailable", "{d}");
+}
+
+#[test]
+fn jwks_url_must_be_https_unless_loopback() {
+    let s = Setup::new();
+    let out = s.verify(&[
+        "--jwks-url",
+        "http://keys.example.com/jwks",
+        &s.token(json!({})),
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("keys are fetched over https"),
+        "{}",
+        stderr(&out)
+    );
 }

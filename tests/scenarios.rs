@@ -441,7 +441,7 @@ mod key_sources {
             Ok(self.old.clone())
         }
 
-        fn refresh(&self) -> KeysFuture<'_> {
+        fn refresh<'a>(&'a self, _kid: Option<&'a str>) -> KeysFuture<'a> {
             Box::pin(std::future::ready(Ok(self.new.clone())))
         }
     }
@@ -458,7 +458,7 @@ mod key_sources {
             Ok(self.keys.clone())
         }
 
-        fn refresh(&self) -> KeysFuture<'_> {
+        fn refresh<'a>(&'a self, _kid: Option<&'a str>) -> KeysFuture<'a> {
             if self.in_future {
                 Box::pin(async { panic!("a refresh future with a bug") })
             } else {

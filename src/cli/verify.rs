@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::cli::{EXIT_DENY, EXIT_ERROR, EXIT_OK};
-use crate::{Decision, Policy, PolicyEngine, StaticKeys, UnixTime};
+use url::Url;
+
+use crate::jwks::is_loopback;
+use crate::{Decision, Policy, PolicyEngine, RemoteKeys, RemoteSource, StaticKeys, UnixTime};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -24,8 +27,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "POLICY")]
     policy: PathBuf,
     /// Verify with this JWKS file instead of every issuer's own key source (offline).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_url")]
     jwks: Option<PathBuf>,
+    /// Verify with the JWKS at this URL instead of every issuer's own key source (fetched,
+    /// cached and refreshed as the policy's `[remote_keys]` say).
+    #[arg(long, value_name = "URL")]
+    jwks_url: Option<String>,
     /// Decide at this time (Unix seconds, fractions allowed) instead of the system clock.
     #[arg(long, value_name = "UNIX_SECONDS")]
     now: Option<String>,
@@ -65,6 +72,7 @@ fn try_run(args: &Args) -> Result<u8, String> {
         None => UnixTime::now(),
     };
     let policy = Policy::from_file(&args.policy).map_err(|e| e.to_string())?;
+    let remote_settings = policy.remote_keys().clone();
     let mut builder = PolicyEngine::builder(policy);
     for pair in &args.context {
         let (key, value) = pair
@@ -76,10 +84,29 @@ fn try_run(args: &Args) -> Result<u8, String> {
         let keys = StaticKeys::from_file(path).map_err(|e| e.to_string())?;
         builder = builder.key_source_for_all(Arc::new(keys));
     }
-    let engine = builder.build().map_err(|e| e.to_string())?;
+    if let Some(url) = &args.jwks_url {
+        let url = Url::parse(url).map_err(|e| format!("`--jwks-url {url}` is not a URL: {e}"))?;
+        if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {
+            return Err(format!(
+                "`--jwks-url {url}`: keys are fetched over https (plain http only from a loopback host)"
+            ));
+        }
+        let keys = RemoteKeys::new(RemoteSource::JwksUrl(url), remote_settings)
+            .map_err(|e| e.to_string())?;
+        builder = builder.key_source_for_all(Arc::new(keys));
+    }
+    // Remote keys are fetched on this runtime; one engine (and so one key store, with its cache,
+    // cooldown and single flight) serves every token of a batch.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let engine = runtime
+        .block_on(builder.build_async())
+        .map_err(|e| e.to_string())?;
 
     if let Some(path) = &args.tokens_file {
-        return batch(&engine, path, now, args.format);
+        return batch(&runtime, &engine, path, now, args.format);
     }
     let token = match (&args.token, &args.token_file) {
         (Some(token), _) => token.as_bytes().to_vec(),
@@ -96,7 +123,7 @@ fn try_run(args: &Args) -> Result<u8, String> {
         }
         (None, None) => return Err("no token given".into()),
     };
-    let decision = engine.evaluate_at(&token, now);
+    let decision = runtime.block_on(engine.evaluate_async_at(&token, now));
     print(&decision, args.format, None);
     Ok(if decision.is_allowed() {
         EXIT_OK
@@ -106,6 +133,7 @@ fn try_run(args: &Args) -> Result<u8, String> {
 }
 
 fn batch(
+    runtime: &tokio::runtime::Runtime,
     engine: &PolicyEngine,
     path: &PathBuf,
     now: UnixTime,
@@ -140,7 +168,7 @@ fn batch(
         }
         number += 1;
         strip_line_ending(&mut line);
-        let decision = engine.evaluate_at(&line, now);
+        let decision = runtime.block_on(engine.evaluate_async_at(&line, now));
         print(&decision, format, Some(number));
     }
     std::io::stdout()

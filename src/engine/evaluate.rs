@@ -40,14 +40,18 @@ pub(crate) const FIXED_CHECKS: [&str; 16] = [
 /// Where the keys of an issuer come from during this evaluation.
 pub(crate) type KeyLookup<'a> = dyn Fn(&CompiledIssuer) -> Result<Arc<KeySet>, KeyError> + 'a;
 
-/// Decides about `token`. Also returns the index of an issuer whose keys lacked the token's
-/// `kid`, so an async caller can refresh them and decide again.
+/// What a refresh of an issuer's keys could change: its index, and the `kid` that was missing
+/// (`None` when the source had no keys to give at all).
+pub(crate) type Refresh = (usize, Option<String>);
+
+/// Decides about `token`. Also says which issuer's keys to refresh when they lacked the token's
+/// `kid` or were unavailable, so an async caller can refresh them and decide again.
 pub(crate) fn run(
     inner: &Inner,
     token: &[u8],
     now: UnixTime,
     keys: &KeyLookup<'_>,
-) -> (Decision, Option<usize>) {
+) -> (Decision, Option<Refresh>) {
     // Evaluation is written not to panic; if a bug makes it panic anyway, the token is denied
     // with reason `internal` instead of taking the service down.
     catch_unwind(AssertUnwindSafe(|| {
@@ -90,11 +94,11 @@ struct Run<'e> {
     inner: &'e Inner,
     checks: Vec<Check>,
     principal: Principal,
-    refresh: Option<usize>,
+    refresh: Option<Refresh>,
 }
 
 impl<'e> Run<'e> {
-    fn finish(self) -> (Decision, Option<usize>) {
+    fn finish(self) -> (Decision, Option<Refresh>) {
         let failed = self.checks.iter().any(|c| c.reason().is_some());
         let verdict = if failed {
             Verdict::Deny
@@ -333,6 +337,9 @@ impl<'e> Run<'e> {
         let set = match set {
             Ok(set) => set,
             Err(e) => {
+                if !alg.is_hmac() {
+                    self.refresh = Some((index, None));
+                }
                 self.fail(
                     "key",
                     Reason::KeysUnavailable,
@@ -348,7 +355,7 @@ impl<'e> Run<'e> {
             Ok(key) => key,
             Err(SelectError::NotFound(why)) => {
                 if kid.is_some() && !alg.is_hmac() {
-                    self.refresh = Some(index);
+                    self.refresh = Some((index, kid.clone()));
                 }
                 // Key ids are public; a few are enough to spot a rotation or a wrong issuer.
                 const SHOWN: usize = 5;

@@ -22,8 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use decision::{Check, Decision, Outcome, Principal, Reason, Verdict};
 
 use crate::Algorithm;
-use crate::jwks::{Key, KeyError, KeySet, KeySource, KeysFuture, StaticKeys};
-use crate::policy::{Policy, SecretSource};
+use crate::jwks::{Key, KeyError, KeySet, KeySource, KeyStats, KeysFuture, RemoteKeys, StaticKeys};
+use crate::policy::{IssuerKeys, Policy, SecretSource};
 
 /// A point in time, exact to the nanosecond, counted from the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -282,7 +282,31 @@ impl EngineBuilder {
         self
     }
 
-    /// Resolves the resource client id and the keys, and compiles the engine.
+    /// Like [`EngineBuilder::build`], then fetches the keys of every source that fetches
+    /// eagerly (remote keys with `startup = "eager"`, the default), failing if one cannot.
+    pub async fn build_async(self) -> Result<PolicyEngine, BuildError> {
+        let engine = self.build()?;
+        let mut started: Vec<&Arc<dyn KeySource>> = Vec::new();
+        for issuer in &engine.inner.issuers {
+            let Some(source) = &issuer.keys else { continue };
+            // A source shared by several issuers (`key_source_for_all`) starts once.
+            if started.iter().any(|s| Arc::ptr_eq(s, source)) {
+                continue;
+            }
+            started.push(source);
+            if let Some(fetch) = source.startup() {
+                fetch.await.map_err(|error| BuildError::Keys {
+                    iss: issuer.iss.clone(),
+                    error,
+                })?;
+            }
+        }
+        Ok(engine)
+    }
+
+    /// Resolves the resource client id and the keys, and compiles the engine. Remote keys are
+    /// not fetched here (this never waits): the first token that needs them has them fetched,
+    /// or use [`EngineBuilder::build_async`] to fetch them first.
     pub fn build(self) -> Result<PolicyEngine, BuildError> {
         let policy = self.policy;
         for (iss, _) in &self.keys {
@@ -305,7 +329,17 @@ impl EngineBuilder {
             let keys: Option<Arc<dyn KeySource>> = match (named, &self.all_keys, &issuer.keys) {
                 (Some(source), _, _) => Some(source),
                 (None, Some(all), _) => Some(all.clone()),
-                (None, None, Some(set)) => Some(Arc::new(StaticKeys::from_arc(set.clone()))),
+                (None, None, Some(IssuerKeys::Static(set))) => {
+                    Some(Arc::new(StaticKeys::from_arc(set.clone())))
+                }
+                (None, None, Some(IssuerKeys::Remote(source))) => {
+                    let remote = RemoteKeys::new(source.clone(), policy.remote_keys.clone())
+                        .map_err(|error| BuildError::Keys {
+                            iss: issuer.iss.clone(),
+                            error,
+                        })?;
+                    Some(Arc::new(remote))
+                }
                 (None, None, None) => None,
             };
             // Long enough for every HMAC algorithm the issuer allows (RFC 7518 §3.2).
@@ -393,6 +427,15 @@ impl PolicyEngine {
         &self.inner.policy
     }
 
+    /// The counters of each issuer whose keys are fetched (remote keys), by `iss`.
+    pub fn key_stats(&self) -> Vec<(&str, KeyStats)> {
+        self.inner
+            .issuers
+            .iter()
+            .filter_map(|i| Some((i.iss.as_str(), i.keys.as_ref()?.stats()?)))
+            .collect()
+    }
+
     /// This server's own client id, resolved when the engine was built.
     pub fn resource_client_id(&self) -> Option<&str> {
         self.inner.resource_client_id.as_deref()
@@ -422,15 +465,15 @@ impl PolicyEngine {
         let token = token.as_ref();
         let (decision, refresh) =
             evaluate::run(&self.inner, token, now, &|issuer| current_keys(issuer));
-        let Some(source) = refresh
-            .and_then(|index| self.inner.issuers.get(index))
-            .and_then(|issuer| issuer.keys.clone())
-        else {
+        let Some((source, kid)) = refresh.and_then(|(index, kid)| {
+            let source = self.inner.issuers.get(index)?.keys.clone()?;
+            Some((source, kid))
+        }) else {
             return decision;
         };
         // A key source is the service's code; if it panics, the token is denied as `internal`
         // and the caller's task goes on.
-        let refreshed = match catch_unwind(AssertUnwindSafe(|| source.refresh())) {
+        let refreshed = match catch_unwind(AssertUnwindSafe(|| source.refresh(kid.as_deref()))) {
             Ok(future) => CatchUnwind(future).await,
             Err(_) => Err(()),
         };

@@ -18,6 +18,10 @@ use crate::algorithm::{Algorithm, KeyFamily};
 use crate::policy::JwksSource;
 use crate::token::json::{self, Json, Object};
 
+mod remote;
+
+pub use remote::{KeyStats, RemoteKeys, RemoteSettings, RemoteSource, Startup, is_loopback};
+
 /// JWK sets nest a few levels at most.
 const MAX_JWKS_DEPTH: usize = 16;
 /// RSA moduli shorter than this are refused (NIST SP 800-131A; aws-lc refuses them at verify time).
@@ -50,14 +54,6 @@ pub enum KeyError {
         kid: Option<String>,
         /// What is wrong.
         problem: String,
-    },
-    /// Two verification keys of the same kind share a `kid`, so a token's `kid` cannot pick one.
-    #[error("JWKS has two {family} keys with `kid` `{kid}`")]
-    DuplicateKid {
-        /// The shared `kid`.
-        kid: String,
-        /// The kind of key.
-        family: KeyFamily,
     },
     /// Nothing in the set can verify a signature.
     #[error(
@@ -197,6 +193,17 @@ impl KeySet {
     /// `verify`, symmetric `oct` keys, other key types or curves) are skipped and listed in
     /// [`KeySet::skipped`]; a malformed key is an error naming it.
     pub fn from_jwks(bytes: &[u8]) -> Result<KeySet, KeyError> {
+        Self::parse(bytes, false)
+    }
+
+    /// Like [`KeySet::from_jwks`], but a malformed key (or a second key with the same `kid`) is
+    /// skipped and listed in [`KeySet::skipped`] instead of failing the whole set: for sets the
+    /// issuer publishes and may change under us. The JSON itself must still be a JWK set.
+    pub fn from_jwks_lenient(bytes: &[u8]) -> Result<KeySet, KeyError> {
+        Self::parse(bytes, true)
+    }
+
+    fn parse(bytes: &[u8], lenient: bool) -> Result<KeySet, KeyError> {
         let root = json::parse_object(bytes, MAX_JWKS_DEPTH)
             .map_err(|e| KeyError::Json(e.at_line(bytes)))?;
         let keys = match root.get("keys") {
@@ -211,42 +218,17 @@ impl KeySet {
         };
         let mut set = KeySet::default();
         for (index, jwk) in keys.iter().enumerate() {
-            let Some(jwk) = jwk.as_object() else {
-                return Err(KeyError::InvalidKey {
-                    index,
-                    kid: None,
-                    problem: format!("is {}, not an object", jwk.type_name()),
-                });
-            };
-            let kid = match jwk.get("kid") {
-                None => None,
-                Some(Json::String(kid)) => Some(kid.to_string()),
-                Some(other) => {
-                    return Err(KeyError::InvalidKey {
-                        index,
-                        kid: None,
-                        problem: format!("`kid` is {}, not a string", other.type_name()),
-                    });
+            let (kid, read) = set.read_key(jwk);
+            match read {
+                Ok(Parsed::Key(key)) => set.keys.push(key),
+                Ok(Parsed::Skipped(why)) => {
+                    set.skipped
+                        .push(format!("key {index}{}: {why}", kid_label(&kid)));
                 }
-            };
-            match parse_jwk(jwk, kid.clone()) {
-                Ok(Parsed::Key(key)) => {
-                    if let Some(kid) = &key.kid
-                        && set
-                            .keys
-                            .iter()
-                            .any(|k| k.kid.as_ref() == Some(kid) && k.family == key.family)
-                    {
-                        return Err(KeyError::DuplicateKid {
-                            kid: kid.clone(),
-                            family: key.family,
-                        });
-                    }
-                    set.keys.push(key);
+                Err(problem) if lenient => {
+                    set.skipped
+                        .push(format!("key {index}{}: {problem}", kid_label(&kid)));
                 }
-                Ok(Parsed::Skipped(why)) => set
-                    .skipped
-                    .push(format!("key {index}{}: {why}", kid_label(&kid))),
                 Err(problem) => {
                     return Err(KeyError::InvalidKey {
                         index,
@@ -262,6 +244,38 @@ impl KeySet {
             });
         }
         Ok(set)
+    }
+
+    /// Reads one JWK of the set: its `kid` (for messages), and the key or why there is none.
+    fn read_key(&self, jwk: &Json) -> (Option<String>, Result<Parsed, String>) {
+        let Some(jwk) = jwk.as_object() else {
+            return (None, Err(format!("is {}, not an object", jwk.type_name())));
+        };
+        let kid = match jwk.get("kid") {
+            None => None,
+            Some(Json::String(kid)) => Some(kid.to_string()),
+            Some(other) => {
+                return (
+                    None,
+                    Err(format!("`kid` is {}, not a string", other.type_name())),
+                );
+            }
+        };
+        let parsed = parse_jwk(jwk, kid.clone()).and_then(|parsed| match (&parsed, &kid) {
+            (Parsed::Key(key), Some(kid))
+                if self
+                    .keys
+                    .iter()
+                    .any(|k| k.kid.as_ref() == Some(kid) && k.family == key.family) =>
+            {
+                Err(format!(
+                    "a second {} key with this `kid`: a token's `kid` could not pick one",
+                    key.family
+                ))
+            }
+            _ => Ok(parsed),
+        });
+        (kid, parsed)
     }
 
     /// Loads a static JWKS source.
@@ -498,9 +512,23 @@ pub trait KeySource: Send + Sync + fmt::Debug {
     /// The keys as they are now.
     fn keys(&self) -> Result<Arc<KeySet>, KeyError>;
 
-    /// Fresh keys, because a token named a `kid` that [`KeySource::keys`] lacked.
-    fn refresh(&self) -> KeysFuture<'_> {
+    /// Fresh keys, because a token named `kid` and [`KeySource::keys`] lacked it, or because
+    /// `keys` had none to give (`kid` is `None`). A remote source may refetch (bounded by its
+    /// cooldown); a static one answers with what it has.
+    fn refresh<'a>(&'a self, kid: Option<&'a str>) -> KeysFuture<'a> {
+        let _ = kid;
         Box::pin(std::future::ready(self.keys()))
+    }
+
+    /// The fetch to make before the engine is first used, for a source that fetches eagerly
+    /// ([`EngineBuilder::build_async`](crate::EngineBuilder::build_async) awaits it).
+    fn startup(&self) -> Option<KeysFuture<'_>> {
+        None
+    }
+
+    /// Counters of a source that fetches keys; `None` for one that does not.
+    fn stats(&self) -> Option<KeyStats> {
+        None
     }
 }
 

@@ -55,6 +55,8 @@ pub enum DiagnosticKind {
     UnanchoredRegex,
     /// Lint: an HMAC algorithm is allowed.
     HmacAlgorithm,
+    /// Lint: keys fetched over plain `http://` from a host that is not loopback.
+    InsecureKeyUrl,
     /// Lint: a key that can never verify a token, or an allowed algorithm no key can verify.
     UnusableKey,
     /// Lint: a required scope that `resource.scopes_supported` does not advertise.
@@ -67,7 +69,7 @@ pub enum DiagnosticKind {
 
 impl DiagnosticKind {
     /// Every kind, errors first, then lints.
-    pub const ALL: [DiagnosticKind; 23] = [
+    pub const ALL: [DiagnosticKind; 24] = [
         Self::Syntax,
         Self::Io,
         Self::UnknownKey,
@@ -87,6 +89,7 @@ impl DiagnosticKind {
         Self::ExpNotRequired,
         Self::UnanchoredRegex,
         Self::HmacAlgorithm,
+        Self::InsecureKeyUrl,
         Self::UnusableKey,
         Self::UnadvertisedScope,
         Self::UnsatisfiableRule,
@@ -103,6 +106,7 @@ impl DiagnosticKind {
                 | Self::ExpNotRequired
                 | Self::UnanchoredRegex
                 | Self::HmacAlgorithm
+                | Self::InsecureKeyUrl
                 | Self::UnusableKey
                 | Self::UnadvertisedScope
                 | Self::UnsatisfiableRule
@@ -132,6 +136,7 @@ impl DiagnosticKind {
             Self::ExpNotRequired => "exp-not-required",
             Self::UnanchoredRegex => "unanchored-regex",
             Self::HmacAlgorithm => "hmac-algorithm",
+            Self::InsecureKeyUrl => "insecure-key-url",
             Self::UnusableKey => "unusable-key",
             Self::UnadvertisedScope => "unadvertised-scope",
             Self::UnsatisfiableRule => "unsatisfiable-rule",

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use super::diagnostic::DiagnosticKind;
 use super::model::{
-    ClaimTest, Condition, Constraint, JsonType, Literal, Pattern, Policy, Presence,
+    ClaimTest, Condition, Constraint, IssuerKeys, JsonType, Literal, Pattern, Policy, Presence,
 };
 use super::reader::{Located, Reader};
 use crate::Algorithm;
@@ -48,7 +48,7 @@ pub(crate) fn unadvertised_scopes(
 fn keys(r: &mut Reader, policy: &Policy) {
     let kid_required = policy.header.kid == Presence::Required;
     for issuer in &policy.issuers {
-        let (Some(set), Some(span)) = (&issuer.keys, &issuer.keys_span) else {
+        let (Some(IssuerKeys::Static(set)), Some(span)) = (&issuer.keys, &issuer.keys_span) else {
             continue;
         };
         for skipped in set.skipped() {
@@ -131,6 +131,16 @@ pub(crate) fn exp(r: &mut Reader, presence: Presence, span: Range<usize>) {
         span,
         message,
         "set `exp = \"required\"` (RFC 9068 requires `exp` in access tokens)",
+    );
+}
+
+/// Keys fetched over plain HTTP can be replaced by anyone on the path.
+pub(crate) fn insecure_url(r: &mut Reader, what: &str, url: &Located<String>) {
+    r.warn(
+        DiagnosticKind::InsecureKeyUrl,
+        url.span.clone(),
+        format!("{what} `{}` is plain `http://` to a host that is not loopback: anyone on the path can swap the keys", url.value),
+        "use `https://`; `allow_http = true` is meant for test networks",
     );
 }
 

@@ -255,6 +255,15 @@ pub(crate) enum JwksSource {
     Inline(String),
 }
 
+/// An issuer's public keys.
+#[derive(Debug, Clone)]
+pub(crate) enum IssuerKeys {
+    /// A `jwks_file` or inline `jwks`, loaded when the policy was validated.
+    Static(std::sync::Arc<crate::jwks::KeySet>),
+    /// A `jwks_url`, or the `jwks_uri` found by `discovery`.
+    Remote(crate::jwks::RemoteSource),
+}
+
 /// Where an HMAC secret comes from. The policy names it; it never contains it.
 #[derive(Debug, Clone)]
 pub(crate) enum SecretSource {
@@ -277,8 +286,8 @@ pub(crate) struct HmacSecret {
 pub struct Issuer {
     pub(crate) iss: String,
     pub(crate) algorithms: Vec<Algorithm>,
-    /// The keys of its `jwks_file` or inline `jwks`, loaded when the policy was validated.
-    pub(crate) keys: Option<std::sync::Arc<crate::jwks::KeySet>>,
+    /// Where its public keys come from.
+    pub(crate) keys: Option<IssuerKeys>,
     pub(crate) hmac_secrets: Vec<HmacSecret>,
     /// Where the JWKS (`jwks_file` or `jwks`) is named.
     pub(crate) keys_span: Option<Range<usize>>,
@@ -388,6 +397,7 @@ pub struct Policy {
     pub(crate) scopes: ScopeRules,
     pub(crate) client_id: IdRule,
     pub(crate) resource_client_id: Option<IdRule>,
+    pub(crate) remote_keys: crate::jwks::RemoteSettings,
     pub(crate) warnings: Vec<crate::policy::Diagnostic>,
     pub(crate) source: std::sync::Arc<crate::policy::SourceFile>,
 }
@@ -411,6 +421,11 @@ impl Policy {
     /// The trusted issuers.
     pub fn issuers(&self) -> &[Issuer] {
         &self.issuers
+    }
+
+    /// How remote keys are fetched and cached (`[remote_keys]`).
+    pub fn remote_keys(&self) -> &crate::jwks::RemoteSettings {
+        &self.remote_keys
     }
 
     /// The lints the policy triggered (it is valid, but these patterns are dangerous).

@@ -4,6 +4,7 @@
 //! can report the others), records what is wrong, and returns `None` when its part cannot be
 //! used. Reading goes on after an error, so one run reports everything.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use super::lint;
 use super::model::*;
 use super::reader::{Located, Reader, Table, Value, ticks, type_name};
 use crate::Algorithm;
+use crate::jwks::RemoteSource;
 
 /// The default maximum token size (DESIGN §4).
 pub(crate) const DEFAULT_MAX_TOKEN_BYTES: u64 = 16_384;
@@ -211,6 +213,10 @@ fn read_policy(
             refuse: Vec::new(),
         }),
     };
+    let remote_keys = match t.get("remote_keys") {
+        Some(v) => read_remote_keys(r, v),
+        None => Some(crate::jwks::RemoteSettings::default()),
+    };
     let resource_client_id = match t.get("resource_client_id") {
         Some(v) => read_id_rule(r, v, "resource_client_id", IdPosition::Resource).map(Some),
         None => Some(None),
@@ -258,6 +264,7 @@ fn read_policy(
         scopes,
         client_id: client_id?,
         resource_client_id: resource_client_id?,
+        remote_keys: remote_keys?,
         warnings: Vec::new(),
         source: source.clone(),
     };
@@ -486,64 +493,10 @@ fn read_issuer(
             None
         }
     };
-    let jwks_file = t
-        .get("jwks_file")
-        .and_then(|v| r.nonempty_string(v, &t.path("jwks_file")));
-    let jwks_inline = t
-        .get("jwks")
-        .and_then(|v| r.nonempty_string(v, &t.path("jwks")));
     let hmac = or_default(t.get("hmac_secrets"), Vec::new(), |v| {
         read_hmac_secrets(r, v, &name, base_dir)
     });
-    let public_keys_given = t.has("jwks_file") || t.has("jwks");
-    let mut ok = true;
-    let jwks = match (jwks_file, jwks_inline) {
-        (Some(file), Some(inline)) => {
-            r.error(
-                DiagnosticKind::Conflict,
-                inline.span,
-                format!("`{name}` has both `jwks_file` and `jwks`"),
-                format!("keep one: the file `{}` or the inline JWKS", file.value),
-            );
-            ok = false;
-            None
-        }
-        (Some(file), None) => Some(Located {
-            value: JwksSource::File(base_dir.join(&file.value)),
-            span: file.span,
-        }),
-        (None, Some(inline)) => Some(Located {
-            value: JwksSource::Inline(inline.value),
-            span: inline.span,
-        }),
-        (None, None) => None,
-    };
-    // Load static keys now, whatever else is wrong, so `check` reports a missing or broken JWKS
-    // at its location in the same run.
-    let keys = match &jwks {
-        Some(jwks) => match crate::jwks::KeySet::load(&jwks.value) {
-            Ok(set) => Some(Arc::new(set)),
-            Err(e) => {
-                let help = match &jwks.value {
-                    JwksSource::File(_) => {
-                        "`jwks_file` is read relative to the policy file; it holds a JWK set (RFC 7517 §5)"
-                    }
-                    JwksSource::Inline(_) => {
-                        "`jwks` holds the text of a JWK set (RFC 7517 §5): `{ \"keys\": [...] }`"
-                    }
-                };
-                r.error(
-                    DiagnosticKind::KeySource,
-                    jwks.span.clone(),
-                    e.to_string(),
-                    help,
-                );
-                ok = false;
-                None
-            }
-        },
-        None => None,
-    };
+    let (keys, keys_span, mut ok) = read_key_source(r, &mut t, iss.as_ref(), base_dir);
     let hmac_span = t.key_span("hmac_secrets");
     t.finish(r);
     let (iss, algorithms, hmac) = (iss?, algorithms?, hmac?);
@@ -551,7 +504,7 @@ fn read_issuer(
     // Each algorithm needs a key source of its kind; each key source needs an algorithm.
     let (hmac_algs, public_algs): (Vec<_>, Vec<_>) =
         algorithms.iter().partition(|a| a.value.is_hmac());
-    if !public_algs.is_empty() && !public_keys_given {
+    if !public_algs.is_empty() && keys_span.is_none() {
         r.error(
             DiagnosticKind::MissingKey,
             v.span(),
@@ -559,7 +512,7 @@ fn read_issuer(
                 "`{name}` allows {} but has no public keys",
                 and_list(&public_algs)
             ),
-            "add `jwks_file = \"keys.json\"` (relative to the policy) or an inline `jwks`",
+            "add `jwks_url = \"https://...\"`, `discovery = true`, `jwks_file = \"keys.json\"` or an inline `jwks`",
         );
         ok = false;
     }
@@ -585,10 +538,10 @@ fn read_issuer(
         );
         ok = false;
     }
-    if let (Some(jwks), true) = (&jwks, public_algs.is_empty()) {
+    if let (Some(span), true) = (&keys_span, public_algs.is_empty()) {
         r.error(
             DiagnosticKind::Conflict,
-            jwks.span.clone(),
+            span.clone(),
             format!("`{name}` has public keys but allows no public-key algorithm"),
             "allow e.g. `RS256`, or remove the key source",
         );
@@ -603,10 +556,302 @@ fn read_issuer(
             algorithms: algorithms.into_iter().map(|a| a.value).collect(),
             keys,
             hmac_secrets: hmac,
-            keys_span: jwks.map(|j| j.span),
+            keys_span,
         },
         span: iss.span,
     })
+}
+
+fn read_remote_keys(r: &mut Reader, v: &Value<'_>) -> Option<crate::jwks::RemoteSettings> {
+    use crate::jwks::{RemoteSettings, Startup};
+    use std::time::Duration;
+    let mut t = r.table(v, "[remote_keys]")?;
+    let d = RemoteSettings::default();
+    let mut ok = true;
+    let mut duration =
+        |t: &mut Table<'_, '_>, key: &'static str, default: Duration, min: u64, max: u64| {
+            let Some(v) = t.get(key) else { return default };
+            let what = t.path(key);
+            match r.duration(v, &what) {
+                Some(d) if (min..=max).contains(&d.value) => Duration::from_secs(d.value),
+                Some(d) => {
+                    r.error(
+                        DiagnosticKind::InvalidValue,
+                        d.span,
+                        format!(
+                            "`{what}` must be between {min} s and {max} s, found {} s",
+                            d.value
+                        ),
+                        "pick a value in that range",
+                    );
+                    ok = false;
+                    default
+                }
+                None => {
+                    ok = false;
+                    default
+                }
+            }
+        };
+    const DAY: u64 = 86_400;
+    let timeout = duration(&mut t, "timeout", d.timeout, 1, 60);
+    let cache_min = duration(&mut t, "cache_min", d.cache_min, 0, 7 * DAY);
+    let cache_max = duration(&mut t, "cache_max", d.cache_max, 1, 30 * DAY);
+    let cache_default = duration(&mut t, "cache_default", d.cache_default, 1, 30 * DAY);
+    let max_stale = duration(&mut t, "max_stale", d.max_stale, 0, 30 * DAY);
+    let cooldown = duration(&mut t, "cooldown", d.cooldown, 1, DAY);
+    let negative_cache = duration(&mut t, "negative_cache", d.negative_cache, 0, DAY);
+    let max_response_bytes = or_default(
+        t.get("max_response_bytes"),
+        d.max_response_bytes as u64,
+        |v| r.count(v, "remote_keys.max_response_bytes", 1024, 16 << 20),
+    );
+    let startup = or_default(t.get("startup"), d.startup, |v| {
+        r.choice(
+            v,
+            "remote_keys.startup",
+            &[("eager", Startup::Eager), ("lazy", Startup::Lazy)],
+        )
+    });
+    if ok && !(cache_min <= cache_default && cache_default <= cache_max) {
+        r.error(
+            DiagnosticKind::Conflict,
+            t.span(),
+            "`[remote_keys]` needs `cache_min` <= `cache_default` <= `cache_max`",
+            format!(
+                "here they are {} s, {} s and {} s",
+                cache_min.as_secs(),
+                cache_default.as_secs(),
+                cache_max.as_secs()
+            ),
+        );
+        ok = false;
+    }
+    t.finish(r);
+    let max_response_bytes = usize::try_from(max_response_bytes?).ok()?;
+    let startup = startup?;
+    ok.then_some(RemoteSettings {
+        timeout,
+        max_response_bytes,
+        cache_min,
+        cache_max,
+        cache_default,
+        max_stale,
+        cooldown,
+        negative_cache,
+        startup,
+    })
+}
+
+/// The issuer's public key source: exactly one of `jwks_file`, `jwks`, `jwks_url` and
+/// `discovery = true`. Static keys are loaded now, so `check` reports a missing or broken JWKS at
+/// its location. Returns the keys, where they are named, and whether all was well.
+fn read_key_source(
+    r: &mut Reader,
+    t: &mut Table<'_, '_>,
+    iss: Option<&Located<String>>,
+    base_dir: &Path,
+) -> (Option<IssuerKeys>, Option<Range<usize>>, bool) {
+    let file = t
+        .get("jwks_file")
+        .and_then(|v| r.nonempty_string(v, &t.path("jwks_file")));
+    let inline = t
+        .get("jwks")
+        .and_then(|v| r.nonempty_string(v, &t.path("jwks")));
+    let url = t
+        .get("jwks_url")
+        .and_then(|v| r.nonempty_string(v, &t.path("jwks_url")));
+    let discovery = t.get("discovery").and_then(|v| {
+        r.bool(v, &t.path("discovery"))
+            .filter(|on| *on)
+            .map(|_| Located {
+                value: (),
+                span: v.span(),
+            })
+    });
+    let origins = t.get("jwks_origins");
+    let allow_http = or_default(t.get("allow_http"), false, |v| {
+        r.bool(v, &t.path("allow_http"))
+    })
+    .unwrap_or(false);
+    let given: Vec<(&str, Range<usize>)> = [
+        ("jwks_file", file.as_ref().map(|f| f.span.clone())),
+        ("jwks", inline.as_ref().map(|f| f.span.clone())),
+        ("jwks_url", url.as_ref().map(|f| f.span.clone())),
+        ("discovery", discovery.as_ref().map(|f| f.span.clone())),
+    ]
+    .into_iter()
+    .filter_map(|(k, span)| span.map(|s| (k, s)))
+    .collect();
+    let mut ok = true;
+    if let [(first, _), (second, span), ..] = given.as_slice() {
+        r.error(
+            DiagnosticKind::Conflict,
+            span.clone(),
+            format!("`{}` has both `{first}` and `{second}`", t.name),
+            "an issuer has one source of public keys: keep one",
+        );
+        return (None, Some(span.clone()), false);
+    }
+    let remote = url.is_some() || discovery.is_some();
+    if let (Some(v), false) = (origins, discovery.is_some()) {
+        r.error(
+            DiagnosticKind::Conflict,
+            v.span(),
+            "`jwks_origins` only applies to `discovery = true`",
+            "with a `jwks_url` the URL itself says where the keys are: remove `jwks_origins`",
+        );
+        ok = false;
+    }
+    if let (Some(span), false) = (t.key_span("allow_http"), remote) {
+        r.error(
+            DiagnosticKind::Conflict,
+            span,
+            "`allow_http` only applies to `jwks_url` and `discovery`",
+            "remove `allow_http`",
+        );
+        ok = false;
+    }
+    let keys = if let Some(file) = file {
+        load_static(r, JwksSource::File(base_dir.join(&file.value)), &file)
+    } else if let Some(inline) = inline {
+        load_static(r, JwksSource::Inline(inline.value.clone()), &inline)
+    } else if let Some(url) = url {
+        remote_url(r, &url, "`jwks_url`", allow_http)
+            .map(|u| IssuerKeys::Remote(RemoteSource::JwksUrl(u)))
+    } else if discovery.is_some() {
+        let issuer =
+            iss.and_then(|iss| remote_url(r, iss, "`iss` (read for discovery)", allow_http));
+        let origins = match origins {
+            Some(v) => r.strings(v, &t.path("jwks_origins")).and_then(|list| {
+                let read: Vec<_> = list.iter().map(|o| origin(r, o)).collect();
+                read.into_iter().collect::<Option<Vec<_>>>()
+            }),
+            None => Some(Vec::new()),
+        };
+        match (issuer, origins) {
+            (Some(issuer), Some(origins)) => Some(IssuerKeys::Remote(RemoteSource::Discovery {
+                issuer,
+                origins,
+            })),
+            _ => {
+                ok = false;
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let span = given.first().map(|(_, s)| s.clone());
+    if span.is_some() && keys.is_none() {
+        ok = false;
+    }
+    (keys, span, ok)
+}
+
+fn load_static(r: &mut Reader, source: JwksSource, at: &Located<String>) -> Option<IssuerKeys> {
+    match crate::jwks::KeySet::load(&source) {
+        Ok(set) => Some(IssuerKeys::Static(Arc::new(set))),
+        Err(e) => {
+            let help = match source {
+                JwksSource::File(_) => {
+                    "`jwks_file` is read relative to the policy file; it holds a JWK set (RFC 7517 §5)"
+                }
+                JwksSource::Inline(_) => {
+                    "`jwks` holds the text of a JWK set (RFC 7517 §5): `{ \"keys\": [...] }`"
+                }
+            };
+            r.error(
+                DiagnosticKind::KeySource,
+                at.span.clone(),
+                e.to_string(),
+                help,
+            );
+            None
+        }
+    }
+}
+
+/// A URL keys are fetched from: `https://`, or `http://` to a loopback host, or plain `http://`
+/// elsewhere only with `allow_http = true` (and a warning).
+fn remote_url(
+    r: &mut Reader,
+    at: &Located<String>,
+    what: &str,
+    allow_http: bool,
+) -> Option<url::Url> {
+    let example = if what.starts_with("`iss`") {
+        "discovery reads the metadata at the issuer's URL: `iss` must look like `https://issuer.example.com`"
+    } else {
+        "write it like `https://issuer.example.com/.well-known/jwks.json`"
+    };
+    let url = match url::Url::parse(&at.value) {
+        Ok(url) if url.host().is_some() => url,
+        Ok(_) | Err(_) => {
+            r.error(
+                DiagnosticKind::InvalidValue,
+                at.span.clone(),
+                format!("{what} `{}` is not an absolute URL with a host", at.value),
+                example,
+            );
+            return None;
+        }
+    };
+    match url.scheme() {
+        "https" => Some(url),
+        "http" if crate::jwks::is_loopback(&url) => Some(url),
+        "http" if allow_http => {
+            lint::insecure_url(r, what, at);
+            Some(url)
+        }
+        "http" => {
+            r.error(
+                DiagnosticKind::InvalidValue,
+                at.span.clone(),
+                format!(
+                    "{what} `{}` is plain `http://` to a host that is not loopback",
+                    at.value
+                ),
+                "use `https://`, or set `allow_http = true` on a test network (`check` will warn)",
+            );
+            None
+        }
+        other => {
+            r.error(
+                DiagnosticKind::InvalidValue,
+                at.span.clone(),
+                format!(
+                    "{what} `{}` has scheme `{other}`; keys are fetched over `https://`",
+                    at.value
+                ),
+                example,
+            );
+            None
+        }
+    }
+}
+
+/// An origin a discovered `jwks_uri` may be on: scheme, host and port, nothing more.
+fn origin(r: &mut Reader, at: &Located<String>) -> Option<url::Url> {
+    match url::Url::parse(&at.value) {
+        Ok(url)
+            if url.host().is_some()
+                && url.path() == "/"
+                && url.query().is_none()
+                && !at.value.ends_with('/') =>
+        {
+            Some(url)
+        }
+        _ => {
+            r.error(
+                DiagnosticKind::InvalidValue,
+                at.span.clone(),
+                format!("`{}` is not an origin", at.value),
+                "an origin is a scheme, a host and maybe a port: `https://keys.example.com`",
+            );
+            None
+        }
+    }
 }
 
 /// "`A`", "`A` and `B`", "`A`, `B` and `C`".

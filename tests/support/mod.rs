@@ -10,6 +10,8 @@
     clippy::indexing_slicing
 )]
 
+pub mod http;
+
 use std::sync::OnceLock;
 
 use aws_lc_rs::rand::SystemRandom;
