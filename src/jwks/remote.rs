@@ -381,6 +381,7 @@ impl Shared {
                 let guard = InFlight(&self);
                 if trigger == Trigger::UnknownKid {
                     bump(&self.counters.unknown_kid_refetches);
+                    tracing::info!(source = %self.source, kid, "unknown kid: refetching keys");
                 }
                 let result = self.fetch_and_store().await;
                 if let (Ok(keys), Some(kid)) = (&result, kid)
