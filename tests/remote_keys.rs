@@ -476,6 +476,17 @@ mod discovery {
             err.contains("names issuer `https://someone.else`, not this one"),
             "{err}"
         );
+        // Identical means identical: a trailing slash is another issuer (RFC 8414 §3.3).
+        let slash = format!("{iss}/");
+        server.set(
+            "/.well-known/oauth-authorization-server",
+            metadata(&slash, &server.url("/keys")),
+        );
+        let err = engine_for(discovering(&iss, ""))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not this one"), "{err}");
     }
 }
 
@@ -484,10 +495,14 @@ mod cache_control {
 
     /// The lifetime a `max-age` gives: the time until the background refresh (80 %) is seen by
     /// when the second fetch happens.
-    async fn refresh_after(max_age: u64) -> u64 {
+    async fn refresh_after(cache_control: &str) -> u64 {
         let key = TestKey::es256("key-a");
         let server = KeyServer::start().await;
-        server.set("/jwks", Reply::json(jwks(&[&key])).max_age(max_age));
+        let mut reply = Reply::json(jwks(&[&key]));
+        reply
+            .headers
+            .push(("Cache-Control".into(), cache_control.into()));
+        server.set("/jwks", reply);
         let _engine = engine_for(policy(&jwks_url(&server), SETTINGS))
             .await
             .unwrap();
@@ -498,15 +513,19 @@ mod cache_control {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("no refresh for max-age={max_age}");
+        panic!("no refresh for `Cache-Control: {cache_control}`");
     }
 
     #[tokio::test(start_paused = true)]
     async fn max_age_is_honoured_within_the_policy_bounds() {
         // 80 % of: max-age 100 s; 5 s clamped up to 10 s; 100000 s clamped down to 600 s.
-        assert_eq!(refresh_after(100).await, 80);
-        assert_eq!(refresh_after(5).await, 8);
-        assert_eq!(refresh_after(100_000).await, 480);
+        assert_eq!(refresh_after("public, max-age=100").await, 80);
+        assert_eq!(refresh_after("max-age=5").await, 8);
+        assert_eq!(refresh_after("max-age=100000").await, 480);
+        // `no-store` (anywhere in the header) means as short as the policy allows, not nonstop.
+        assert_eq!(refresh_after("max-age=300, no-store").await, 8);
+        // No max-age: the policy's default, 60 s.
+        assert_eq!(refresh_after("public").await, 48);
     }
 }
 

@@ -478,12 +478,12 @@ impl PolicyEngine {
             Err(_) => Err(()),
         };
         let fresh = match refreshed {
-            Ok(Ok(fresh)) => fresh,
-            Ok(Err(_)) => return decision,
+            Ok(fresh) => fresh,
             Err(()) => return evaluate::internal(&self.inner),
         };
+        // Decide again with what the refresh gave: new keys, or why there are none.
         let lookup = |issuer: &CompiledIssuer| match &issuer.keys {
-            Some(s) if Arc::ptr_eq(s, &source) => Ok(fresh.clone()),
+            Some(s) if Arc::ptr_eq(s, &source) => fresh.clone(),
             _ => current_keys(issuer),
         };
         evaluate::run(&self.inner, token, now, &lookup).0

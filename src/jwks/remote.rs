@@ -85,8 +85,8 @@ pub enum RemoteSource {
     /// The `jwks_uri` of the issuer's metadata. It must be on the issuer's own origin or on one
     /// of `origins`.
     Discovery {
-        /// The issuer (its `iss`), whose metadata is read.
-        issuer: Url,
+        /// The issuer's `iss`, exactly as tokens and its metadata must name it.
+        issuer: String,
         /// Other origins (`https://keys.example.com`) the `jwks_uri` may be on.
         origins: Vec<Url>,
     },
@@ -161,6 +161,8 @@ struct Control {
 
 /// Bound on remembered unknown `kid`s, so random ones cannot grow memory.
 const MAX_NEGATIVE_ENTRIES: usize = 1024;
+/// The background refresh never comes sooner than this after a fetch, whatever the lifetime.
+const MIN_REFRESH: Duration = Duration::from_secs(1);
 /// Background retries after a failed refresh start here and double up to the cap.
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
@@ -393,8 +395,9 @@ impl Shared {
                 self.ensure_background();
                 match result {
                     Ok(keys) => Ok(keys),
-                    // Keep serving what is still good; report the failure only without it.
-                    Err(e) => self.current(Instant::now()).map_err(|_| e),
+                    // Keep serving what is still good; without it, say why (the snapshot now
+                    // holds this failure as its last error).
+                    Err(_) => self.current(Instant::now()),
                 }
             }
         }
@@ -520,10 +523,15 @@ impl Shared {
         let RemoteSource::Discovery { issuer, origins } = &self.source else {
             return Err(KeyError::Unavailable("no JWKS URL".into()));
         };
+        let issuer_url = Url::parse(issuer)
+            .map_err(|e| KeyError::Unavailable(format!("issuer `{issuer}` is not a URL: {e}")))?;
         let mut errors = Vec::new();
-        for url in metadata_urls(issuer) {
+        for url in metadata_urls(&issuer_url) {
             match self.get(&url).await {
-                Ok((body, _)) => return jwks_uri_from_metadata(&body, issuer, origins),
+                Ok((body, _)) => {
+                    return jwks_uri_from_metadata(&body, issuer, &issuer_url, origins);
+                }
+                Err(KeyError::Unavailable(why)) => errors.push(why),
                 Err(e) => errors.push(e.to_string()),
             }
         }
@@ -556,7 +564,8 @@ impl Shared {
         match (snapshot.fetched_at, snapshot.expires_at) {
             (Some(fetched), Some(expires)) => {
                 let lifetime = expires.saturating_duration_since(fetched);
-                (fetched + lifetime.mul_f64(0.8)).saturating_duration_since(now)
+                let due = fetched + lifetime.mul_f64(0.8).max(MIN_REFRESH);
+                due.saturating_duration_since(now)
             }
             _ => Duration::ZERO,
         }
@@ -604,14 +613,21 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// `max-age` from one `Cache-Control` header value; `no-store` and `no-cache` mean zero.
+/// `max-age` from one `Cache-Control` header value; `no-store` or `no-cache` anywhere in it
+/// means zero (the policy's `cache_min` then applies).
 fn max_age(value: &str) -> Option<Duration> {
-    value.split(',').map(str::trim).find_map(|directive| {
-        let lower = directive.to_ascii_lowercase();
-        if lower == "no-store" || lower == "no-cache" {
-            return Some(Duration::ZERO);
-        }
-        let seconds = lower.strip_prefix("max-age=")?.trim_matches('"');
+    let directives: Vec<String> = value
+        .split(',')
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect();
+    if directives
+        .iter()
+        .any(|d| d == "no-store" || d == "no-cache")
+    {
+        return Some(Duration::ZERO);
+    }
+    directives.iter().find_map(|d| {
+        let seconds = d.strip_prefix("max-age=")?.trim_matches('"');
         seconds.parse::<u64>().ok().map(Duration::from_secs)
     })
 }
@@ -636,13 +652,17 @@ fn metadata_urls(issuer: &Url) -> Vec<Url> {
 
 /// Reads and checks `jwks_uri` from metadata: the metadata's `issuer` is exactly the issuer
 /// (RFC 8414 §3.3), and the `jwks_uri` is on the issuer's origin or an allowed one.
-fn jwks_uri_from_metadata(body: &[u8], issuer: &Url, origins: &[Url]) -> Result<Url, KeyError> {
-    let bad = |what: String| KeyError::Unavailable(format!("metadata of `{issuer}`: {what}"));
+fn jwks_uri_from_metadata(
+    body: &[u8],
+    iss: &str,
+    issuer: &Url,
+    origins: &[Url],
+) -> Result<Url, KeyError> {
+    let bad = |what: String| KeyError::Unavailable(format!("metadata of `{iss}`: {what}"));
     let metadata = json::parse_object(body, 16).map_err(|e| bad(format!("not valid JSON: {e}")))?;
     match metadata.get("issuer") {
-        Some(Json::String(named))
-            if **named == *issuer.as_str() || **named == *issuer.as_str().trim_end_matches('/') => {
-        }
+        // RFC 8414 §3.3, OpenID Connect Discovery §4.3: identical to the issuer, not merely alike.
+        Some(Json::String(named)) if **named == *iss => {}
         Some(Json::String(named)) => {
             return Err(bad(format!(
                 "it names issuer {}, not this one",
@@ -683,6 +703,7 @@ mod tests {
         );
         assert_eq!(max_age("Max-Age=\"10\""), Some(Duration::from_secs(10)));
         assert_eq!(max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(max_age("max-age=300, no-store"), Some(Duration::ZERO));
         assert_eq!(max_age("public"), None);
         assert_eq!(max_age("max-age=-1"), None);
     }
@@ -713,27 +734,30 @@ mod tests {
 
     #[test]
     fn metadata_must_name_the_issuer_and_stay_on_its_origin() {
-        let issuer = Url::parse("https://idp.example.com").unwrap();
+        let iss = "https://idp.example.com";
+        let issuer = Url::parse(iss).unwrap();
         let ok =
             br#"{"issuer":"https://idp.example.com","jwks_uri":"https://idp.example.com/keys"}"#;
         assert_eq!(
-            jwks_uri_from_metadata(ok, &issuer, &[]).unwrap().as_str(),
+            jwks_uri_from_metadata(ok, iss, &issuer, &[])
+                .unwrap()
+                .as_str(),
             "https://idp.example.com/keys"
         );
         let other =
             br#"{"issuer":"https://idp.example.com","jwks_uri":"https://evil.example.net/keys"}"#;
-        let err = jwks_uri_from_metadata(other, &issuer, &[])
+        let err = jwks_uri_from_metadata(other, iss, &issuer, &[])
             .unwrap_err()
             .to_string();
         assert!(err.contains("another origin"), "{err}");
         let allowed = [Url::parse("https://evil.example.net").unwrap()];
-        assert!(jwks_uri_from_metadata(other, &issuer, &allowed).is_ok());
+        assert!(jwks_uri_from_metadata(other, iss, &issuer, &allowed).is_ok());
         let wrong_issuer =
             br#"{"issuer":"https://idp.example.org","jwks_uri":"https://idp.example.com/keys"}"#;
-        assert!(jwks_uri_from_metadata(wrong_issuer, &issuer, &[]).is_err());
+        assert!(jwks_uri_from_metadata(wrong_issuer, iss, &issuer, &[]).is_err());
         let plain =
             br#"{"issuer":"https://idp.example.com","jwks_uri":"http://idp.example.com/keys"}"#;
-        assert!(jwks_uri_from_metadata(plain, &issuer, &[]).is_err());
+        assert!(jwks_uri_from_metadata(plain, iss, &issuer, &[]).is_err());
     }
 
     #[test]

@@ -595,7 +595,7 @@ fn read_remote_keys(r: &mut Reader, v: &Value<'_>) -> Option<crate::jwks::Remote
         };
     const DAY: u64 = 86_400;
     let timeout = duration(&mut t, "timeout", d.timeout, 1, 60);
-    let cache_min = duration(&mut t, "cache_min", d.cache_min, 0, 7 * DAY);
+    let cache_min = duration(&mut t, "cache_min", d.cache_min, 1, 7 * DAY);
     let cache_max = duration(&mut t, "cache_max", d.cache_max, 1, 30 * DAY);
     let cache_default = duration(&mut t, "cache_default", d.cache_default, 1, 30 * DAY);
     let max_stale = duration(&mut t, "max_stale", d.max_stale, 0, 30 * DAY);
@@ -699,7 +699,7 @@ fn read_key_source(
             DiagnosticKind::Conflict,
             v.span(),
             "`jwks_origins` only applies to `discovery = true`",
-            "with a `jwks_url` the URL itself says where the keys are: remove `jwks_origins`",
+            "it lists where a discovered `jwks_uri` may be: set `discovery = true`, or remove it",
         );
         ok = false;
     }
@@ -724,14 +724,14 @@ fn read_key_source(
             iss.and_then(|iss| remote_url(r, iss, "`iss` (read for discovery)", allow_http));
         let origins = match origins {
             Some(v) => r.strings(v, &t.path("jwks_origins")).and_then(|list| {
-                let read: Vec<_> = list.iter().map(|o| origin(r, o)).collect();
+                let read: Vec<_> = list.iter().map(|o| origin(r, o, allow_http)).collect();
                 read.into_iter().collect::<Option<Vec<_>>>()
             }),
             None => Some(Vec::new()),
         };
         match (issuer, origins) {
-            (Some(issuer), Some(origins)) => Some(IssuerKeys::Remote(RemoteSource::Discovery {
-                issuer,
+            (Some(_), Some(origins)) => Some(IssuerKeys::Remote(RemoteSource::Discovery {
+                issuer: iss.map(|i| i.value.clone()).unwrap_or_default(),
                 origins,
             })),
             _ => {
@@ -832,15 +832,20 @@ fn remote_url(
 }
 
 /// An origin a discovered `jwks_uri` may be on: scheme, host and port, nothing more.
-fn origin(r: &mut Reader, at: &Located<String>) -> Option<url::Url> {
+fn origin(r: &mut Reader, at: &Located<String>, allow_http: bool) -> Option<url::Url> {
     match url::Url::parse(&at.value) {
         Ok(url)
             if url.host().is_some()
+                && url.username().is_empty()
+                && url.password().is_none()
                 && url.path() == "/"
                 && url.query().is_none()
+                && url.fragment().is_none()
                 && !at.value.ends_with('/') =>
         {
-            Some(url)
+            // The same scheme rule as any key URL: https, plain http only to loopback (or with
+            // `allow_http`).
+            remote_url(r, at, "origin", allow_http)
         }
         _ => {
             r.error(
