@@ -1342,3 +1342,120 @@ mod log_injection {
         assert_no_forged_lines(&d);
     }
 }
+
+/// One named test per known attack on JWT verifiers (RFC 8725 and past CVEs of JWT libraries)
+/// not covered above by a test of its own.
+mod known_attacks {
+    use super::*;
+
+    #[test]
+    fn issuer_look_alikes_are_other_issuers() {
+        let f = fixture();
+        for iss in [
+            "https://abc123.keycard.cloud/",        // trailing slash
+            "https://ABC123.KEYCARD.CLOUD",         // case
+            "https://abc123.keycard.cloud:443",     // explicit default port
+            "https://abc123.keycard.cloud.",        // trailing dot
+            "https://аbc123.keycard.cloud",         // Cyrillic `а` (U+0430)
+            "https://abc123.keycard.cloud\u{200b}", // zero-width space
+            " https://abc123.keycard.cloud",        // leading space
+        ] {
+            let d = decide(&f.engine, &f.ed.sign(&claims_with(json!({ "iss": iss }))));
+            assert_deny(&d, "untrusted_issuer", "issuer");
+            assert_claims_not_evaluated(&d);
+        }
+    }
+
+    #[test]
+    fn kid_with_path_traversal_or_odd_bytes_names_no_key() {
+        let f = fixture();
+        for kid in [
+            "../../../../etc/passwd",
+            "/dev/null",
+            "k1\u{0}",
+            "k1 ",
+            "' OR '1'='1",
+            "ed1\n",
+            "https://evil.example/keys.json",
+            &"x".repeat(5_000),
+        ] {
+            let header = header_with(&f.ed, json!({ "kid": kid }));
+            let d = decide(&f.engine, &f.ed.sign_with(&header, &good_claims()));
+            assert_deny(&d, "key_not_found", "key");
+            // The kid is shown quoted, escaped and cut, never raw.
+            let observed = match check(&d, "key").outcome() {
+                Outcome::Failed { observed, .. } => observed.clone(),
+                other => panic!("{other:?}"),
+            };
+            assert!(
+                !observed.contains('\n') && !observed.contains('\u{0}'),
+                "{observed:?}"
+            );
+            assert!(observed.chars().count() < 200, "{observed:?}");
+        }
+    }
+
+    #[test]
+    fn unencoded_payload_b64_false_is_not_understood() {
+        // RFC 7797: `b64: false` changes what is signed; it must be in `crit`, which jwt-policy
+        // never understands for `b64` (a policy cannot list it either).
+        let f = fixture();
+        let header = header_with(&f.ed, json!({ "b64": false, "crit": ["b64"] }));
+        let d = decide(&f.engine, &f.ed.sign_with(&header, &good_claims()));
+        assert_deny(&d, "unsupported_critical_header", "crit");
+        // Without `crit` the parameter means nothing: the token is read (and signed) as usual.
+        let header = header_with(&f.ed, json!({ "b64": false }));
+        assert_allow(&decide(&f.engine, &f.ed.sign_with(&header, &good_claims())));
+    }
+
+    #[test]
+    fn nested_jwts_are_refused() {
+        let f = fixture();
+        let inner = f.ed.sign(&good_claims());
+        // `cty: JWT` with the inner token as the payload, and with a JSON payload: both refused.
+        let header = header_with(&f.ed, json!({ "cty": "JWT" })).to_string();
+        let d = decide(&f.engine, &f.ed.sign_raw(&header, &inner));
+        assert_deny(&d, "malformed_token", "format");
+        let header = header_with(&f.ed, json!({ "cty": "jwt" }));
+        let d = decide(&f.engine, &f.ed.sign_with(&header, &good_claims()));
+        assert_deny(&d, "malformed_token", "format");
+        assert!(
+            check(&d, "format")
+                .detail()
+                .contains("nested tokens are not accepted")
+        );
+    }
+
+    #[test]
+    fn numeric_dates_huge_negative_fractional_or_not_finite() {
+        let f = fixture();
+        let with_exp = |raw: &str| {
+            let text = good_claims().to_string().replace(
+                &format!("\"exp\":{}", NOW + 3600),
+                &format!("\"exp\":{raw}"),
+            );
+            assert!(text.contains(raw));
+            decide(&f.engine, &f.ed.sign_raw(&f.ed.header().to_string(), &text))
+        };
+        for raw in ["1e400", "-1e400", "9223372036854775808", "1e19"] {
+            assert_deny(&with_exp(raw), "invalid_claim", "exp");
+        }
+        for raw in [
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "0x10",
+            "+1767229200",
+            ".5",
+            "1767229200.",
+        ] {
+            assert_deny(&with_exp(raw), "malformed_token", "format");
+        }
+        for raw in ["-1", "-1767229200.5", "0", "1e-400"] {
+            assert_deny(&with_exp(raw), "expired", "exp");
+        }
+        for raw in ["1767229200.5", "17672292005e-1", "1.7672292e9"] {
+            assert_allow(&with_exp(raw));
+        }
+    }
+}

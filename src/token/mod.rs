@@ -280,6 +280,13 @@ fn read_header(object: Object) -> Result<Header, TokenError> {
     let alg = string("alg")?.ok_or_else(|| TokenError::Header("`alg` is missing".into()))?;
     let kid = string("kid")?;
     let typ = string("typ")?;
+    // A nested JWT (RFC 7519 §5.2) would make the payload another token: access tokens are never
+    // nested (RFC 9068), and reading the inner one's claims as this one's would be a confusion.
+    if string("cty")?.is_some_and(|cty| cty.eq_ignore_ascii_case("jwt")) {
+        return Err(TokenError::Header(
+            "`cty` is `JWT`: nested tokens are not accepted".into(),
+        ));
+    }
     let crit = object.get("crit").cloned();
     Ok(Header {
         alg,
