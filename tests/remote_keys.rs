@@ -46,6 +46,17 @@ async fn engine_for(policy: Policy) -> Result<PolicyEngine, BuildError> {
         .await
 }
 
+/// A key server publishing `keys` at `/jwks`, and an engine (eager start-up, [`SETTINGS`])
+/// fetching them from it.
+async fn serving(keys: &[&TestKey]) -> (KeyServer, PolicyEngine) {
+    let server = KeyServer::start().await;
+    server.set("/jwks", Reply::json(jwks(keys)));
+    let engine = engine_for(policy(&jwks_url(&server), SETTINGS))
+        .await
+        .unwrap();
+    (server, engine)
+}
+
 /// Decides with the async path (refetch on unknown `kid`) at the fixed token clock.
 async fn decide_async(engine: &PolicyEngine, token: &str) -> Decision {
     engine
@@ -78,11 +89,7 @@ mod rotation {
     #[tokio::test(start_paused = true)]
     async fn a_new_kid_verifies_once_published_and_a_removed_key_stops_after_refresh() {
         let (a, b) = (TestKey::es256("key-a"), TestKey::es256("key-b"));
-        let server = KeyServer::start().await;
-        server.set("/jwks", Reply::json(jwks(&[&a])));
-        let engine = engine_for(policy(&jwks_url(&server), SETTINGS))
-            .await
-            .unwrap();
+        let (server, engine) = serving(&[&a]).await;
         assert_eq!(server.hits("/jwks"), 1, "eager start-up fetches once");
         assert_allow(&decide_async(&engine, &a.sign(&good_claims())).await);
 
@@ -118,11 +125,7 @@ mod rotation {
     #[tokio::test(start_paused = true)]
     async fn a_new_kid_never_seen_before_verifies_at_once() {
         let (a, b) = (TestKey::es256("key-a"), TestKey::ed25519("key-b"));
-        let server = KeyServer::start().await;
-        server.set("/jwks", Reply::json(jwks(&[&a])));
-        let engine = engine_for(policy(&jwks_url(&server), SETTINGS))
-            .await
-            .unwrap();
+        let (server, engine) = serving(&[&a]).await;
         server.set("/jwks", Reply::json(jwks(&[&a, &b])));
         // Outside any cooldown: the unknown kid causes one refetch and the token passes.
         assert_allow(&decide_async(&engine, &b.sign(&good_claims())).await);
@@ -205,11 +208,7 @@ mod outage {
     #[tokio::test(start_paused = true)]
     async fn keys_come_back_when_the_server_does() {
         let key = TestKey::es256("key-a");
-        let server = KeyServer::start().await;
-        server.set("/jwks", Reply::json(jwks(&[&key])));
-        let engine = engine_for(policy(&jwks_url(&server), SETTINGS))
-            .await
-            .unwrap();
+        let (server, engine) = serving(&[&key]).await;
         server.stop();
         run_for(200).await;
         assert_deny(
@@ -304,11 +303,7 @@ mod flood {
     #[tokio::test(start_paused = true)]
     async fn random_unknown_kids_cause_at_most_one_fetch_per_cooldown() {
         let key = TestKey::es256("key-a");
-        let server = KeyServer::start().await;
-        server.set("/jwks", Reply::json(jwks(&[&key])));
-        let engine = engine_for(policy(&jwks_url(&server), SETTINGS))
-            .await
-            .unwrap();
+        let (server, engine) = serving(&[&key]).await;
         let mut header = key.header();
         for window in 0..3 {
             for i in 0..1_000 {
@@ -328,11 +323,7 @@ mod flood {
     #[tokio::test(start_paused = true)]
     async fn a_hundred_concurrent_verifications_of_a_new_kid_share_one_fetch() {
         let (a, b) = (TestKey::es256("key-a"), TestKey::es256("key-b"));
-        let server = KeyServer::start().await;
-        server.set("/jwks", Reply::json(jwks(&[&a])));
-        let engine = engine_for(policy(&jwks_url(&server), SETTINGS))
-            .await
-            .unwrap();
+        let (server, engine) = serving(&[&a]).await;
         server.set(
             "/jwks",
             Reply::json(jwks(&[&a, &b])).delayed(Duration::from_millis(200)),
@@ -535,11 +526,7 @@ mod lifecycle {
     #[tokio::test(start_paused = true)]
     async fn dropping_the_engine_stops_its_background_work() {
         let key = TestKey::es256("key-a");
-        let server = KeyServer::start().await;
-        server.set("/jwks", Reply::json(jwks(&[&key])));
-        let engine = engine_for(policy(&jwks_url(&server), SETTINGS))
-            .await
-            .unwrap();
+        let (server, engine) = serving(&[&key]).await;
         let clone = engine.clone();
         run_for(120).await;
         let refreshed = server.hits("/jwks");
