@@ -1459,3 +1459,26 @@ mod known_attacks {
         }
     }
 }
+
+/// Inputs the fuzz targets found, kept as regressions (fuzz/README.md).
+mod fuzz_regressions {
+    use jwt_policy::{KeyError, KeySet};
+
+    #[test]
+    fn an_empty_rsa_modulus_is_a_malformed_key() {
+        // `jwks` target: an empty `n` underflowed the bit count.
+        let jwks = br#"{"keys":[{"kty":"RSA","kid":"k","e":"AQAB","n":""}]}"#;
+        match KeySet::from_jwks(jwks) {
+            Err(KeyError::InvalidKey { problem, .. }) => {
+                assert!(problem.contains("RSA modulus has 0 bits"), "{problem}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let all_zero = br#"{"keys":[{"kty":"RSA","kid":"k","e":"AQAB","n":"AAAA"}]}"#;
+        assert!(KeySet::from_jwks(all_zero).is_err());
+        assert!(
+            KeySet::from_jwks_lenient(jwks).is_err(),
+            "no usable key is left"
+        );
+    }
+}

@@ -399,8 +399,11 @@ fn parse_jwk(jwk: &Object, kid: Option<String>) -> Result<Parsed, String> {
             let n = b64_member(jwk, "n")?;
             let e = b64_member(jwk, "e")?;
             let n_trimmed: &[u8] = strip_leading_zeros(&n);
-            let bits =
-                n_trimmed.len() * 8 - n_trimmed.first().map_or(8, |b| b.leading_zeros() as usize);
+            // The first byte left is non-zero, so it has at most 7 leading zero bits. (An empty
+            // modulus once underflowed here: found by the `jwks` fuzz target.)
+            let bits = n_trimmed
+                .first()
+                .map_or(0, |b| n_trimmed.len() * 8 - b.leading_zeros() as usize);
             if bits < MIN_RSA_BITS {
                 return Err(format!(
                     "RSA modulus has {bits} bits; at least {MIN_RSA_BITS} are required"
