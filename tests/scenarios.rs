@@ -151,22 +151,22 @@ mod algorithms {
         }
     }
 
+    /// Builds the HMAC policy for `alg` with a secret of `len` bytes.
+    fn build_with_secret(alg: &str, len: usize) -> Result<PolicyEngine, jwt_policy::BuildError> {
+        let rsa = TestKey::rsa("k1", "RS256", 0);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), vec![b's'; len]).unwrap();
+        let text = hmac_policy(alg, file.path(), &rsa);
+        let policy = Policy::from_toml("test.toml", text, env!("CARGO_MANIFEST_DIR")).unwrap();
+        PolicyEngine::builder(policy)
+            .context("credential.key_id", "stable-1")
+            .build()
+    }
+
     #[test]
     fn hmac_secret_too_short_for_an_allowed_algorithm_refuses_to_build() {
         // RFC 7518 §3.2: HS512 needs a 64-byte secret; 40 bytes would do for HS256 only.
-        let rsa = TestKey::rsa("k1", "RS256", 0);
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), [b's'; 40]).unwrap();
-        let policy = Policy::from_toml(
-            "test.toml",
-            hmac_policy("HS512", file.path(), &rsa),
-            env!("CARGO_MANIFEST_DIR"),
-        )
-        .unwrap();
-        let err = PolicyEngine::builder(policy)
-            .context("credential.key_id", "stable-1")
-            .build()
-            .unwrap_err();
+        let err = build_with_secret("HS512", 40).unwrap_err();
         assert!(
             err.to_string()
                 .contains("is 40 bytes; the issuer's HMAC algorithms need at least 64"),
@@ -176,19 +176,7 @@ mod algorithms {
 
     #[test]
     fn hmac_secret_shorter_than_32_bytes_refuses_to_build() {
-        let rsa = TestKey::rsa("k1", "RS256", 0);
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), [b's'; 31]).unwrap();
-        let policy = Policy::from_toml(
-            "test.toml",
-            hmac_policy("HS256", file.path(), &rsa),
-            env!("CARGO_MANIFEST_DIR"),
-        )
-        .unwrap();
-        let err = PolicyEngine::builder(policy)
-            .context("credential.key_id", "stable-1")
-            .build()
-            .unwrap_err();
+        let err = build_with_secret("HS256", 31).unwrap_err();
         assert!(
             matches!(err, jwt_policy::BuildError::Keys { .. }),
             "{err:?}"
@@ -1561,15 +1549,7 @@ require = { any = [
 "#;
 
     fn rules_claims(changes: Value) -> Value {
-        let mut claims = claims_with(json!({ "tenant": "acme" }));
-        for (name, value) in changes.as_object().unwrap() {
-            if value.is_null() {
-                claims.as_object_mut().unwrap().remove(name);
-            } else {
-                claims[name] = value.clone();
-            }
-        }
-        claims
+        with_changes(claims_with(json!({ "tenant": "acme" })), changes)
     }
 
     #[test]

@@ -296,7 +296,11 @@ pub fn replace(text: &str, from: &str, to: &str) -> String {
 
 /// `good_claims()` with `changes` applied (a `null` change removes the claim).
 pub fn claims_with(changes: Value) -> Value {
-    let mut claims = good_claims();
+    with_changes(good_claims(), changes)
+}
+
+/// `claims` with `changes` applied (a `null` change removes the claim).
+pub fn with_changes(mut claims: Value, changes: Value) -> Value {
     for (name, value) in changes.as_object().unwrap() {
         if value.is_null() {
             claims.as_object_mut().unwrap().remove(name);
