@@ -27,6 +27,12 @@ fn policy_allowing(algs: &str, keys: &[&TestKey]) -> String {
     )
 }
 
+/// `key` and the reference engine trusting it.
+fn with_reference(key: TestKey) -> (TestKey, PolicyEngine) {
+    let engine = reference(&[&key]);
+    (key, engine)
+}
+
 /// The reference engine for these keys.
 fn reference(keys: &[&TestKey]) -> PolicyEngine {
     engine(&keycard_policy(keys), CTX)
@@ -546,9 +552,7 @@ mod reference_scenario {
     use super::*;
 
     fn setup() -> (TestKey, PolicyEngine) {
-        let key = TestKey::es256("zone-key");
-        let engine = reference(&[&key]);
-        (key, engine)
+        with_reference(TestKey::es256("zone-key"))
     }
 
     #[test]
@@ -750,9 +754,7 @@ mod boundaries {
     use super::*;
 
     fn setup() -> (TestKey, PolicyEngine) {
-        let key = TestKey::ed25519("ed");
-        let engine = reference(&[&key]);
-        (key, engine)
+        with_reference(TestKey::ed25519("ed"))
     }
 
     #[test]
@@ -954,9 +956,7 @@ mod client_ids {
     use super::*;
 
     fn setup() -> (TestKey, PolicyEngine) {
-        let key = TestKey::es256("e1");
-        let engine = reference(&[&key]);
-        (key, engine)
+        with_reference(TestKey::es256("e1"))
     }
 
     #[test]
@@ -1157,9 +1157,7 @@ mod scopes {
     use super::*;
 
     fn setup() -> (TestKey, PolicyEngine) {
-        let key = TestKey::es256("e1");
-        let engine = reference(&[&key]);
-        (key, engine)
+        with_reference(TestKey::es256("e1"))
     }
 
     #[test]
