@@ -1750,3 +1750,55 @@ mod edges {
         assert_eq!(unique.len(), names.len(), "{names:?}");
     }
 }
+
+mod audience_by_default {
+    use super::*;
+
+    const AUDIENCE_TABLE: &str = "[audience]\naccept = [\n  { value = \"${resource_url}\" },\n  { value = \"${zone_url}\", resource = \"${resource_url}\" },\n]\n";
+
+    fn without_audience_table(key: &TestKey) -> String {
+        replace(&keycard_policy(&[key]), AUDIENCE_TABLE, "")
+    }
+
+    #[test]
+    fn without_an_audience_table_aud_must_name_the_resource() {
+        let key = TestKey::es256("ec");
+        let engine = engine(&without_audience_table(&key), CTX);
+        assert_allow(&decide(&engine, &key.sign(&good_claims())));
+        let other = key.sign(&claims_with(json!({ "aud": "https://other.example.com" })));
+        assert_deny(&decide(&engine, &other), "audience_mismatch", "audience");
+        // The zone is not an audience by default either, guarded or not.
+        let zone = key.sign(&claims_with(json!({ "aud": ZONE, "resource": RESOURCE })));
+        assert_deny(&decide(&engine, &zone), "audience_mismatch", "audience");
+        let none = key.sign(&claims_with(json!({ "aud": null })));
+        assert_deny(&decide(&engine, &none), "missing_claim", "audience");
+    }
+
+    #[test]
+    fn any_audience_is_an_explicit_opt_out_that_check_warns_about() {
+        let key = TestKey::es256("ec");
+        let text = replace(
+            &without_audience_table(&key),
+            "[scopes]",
+            "[audience]\naccept = \"any\"\n\n[scopes]",
+        );
+        let policy = Policy::from_toml("any.toml", text.as_str(), ".").unwrap();
+        let codes: Vec<&str> = policy.warnings().iter().map(|w| w.kind.code()).collect();
+        assert!(codes.contains(&"no-audience-rule"), "{codes:?}");
+        let engine = engine(&text, CTX);
+        for aud in [
+            json!("https://other.example.com"),
+            json!(["a", "b"]),
+            json!(null),
+        ] {
+            let d = decide(&engine, &key.sign(&claims_with(json!({ "aud": aud }))));
+            assert_allow(&d);
+            assert_eq!(d.principal().audience, None);
+        }
+        // Any audience, but still a well-formed one.
+        for bad in [json!([]), json!(7), json!(["a", 1])] {
+            let d = decide(&engine, &key.sign(&claims_with(json!({ "aud": bad }))));
+            assert_deny(&d, "invalid_claim", "audience");
+        }
+    }
+}

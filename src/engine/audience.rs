@@ -126,6 +126,14 @@ pub(crate) fn check(claims: &Object, rule: &AudienceRule) -> Result<(String, Str
     })
 }
 
+/// `accept = "any"`: any audience, but a present `aud` must still be well-formed.
+pub(crate) fn any(claims: &Object) -> Result<String, Failure> {
+    Ok(match string_or_array(claims, "aud")? {
+        Some(aud) => format!("`aud` {} (any audience is accepted)", show_list(&aud)),
+        None => "`aud` is absent (any audience is accepted)".into(),
+    })
+}
+
 /// Checks the `resource` claim: when present (or required), it must name `resource_url`.
 pub(crate) fn resource(
     claims: &Object,

@@ -12,7 +12,7 @@ use super::{
     time,
 };
 use crate::jwks::{KeyError, KeySet, SelectError};
-use crate::policy::Presence;
+use crate::policy::{Audience, Presence};
 use crate::token::json::Json;
 use crate::token::{self, TokenError, UnverifiedToken, VerifiedToken};
 
@@ -449,14 +449,15 @@ impl<'e> Run<'e> {
         if let Some(step) = time::max_age(claims, &policy.time, now) {
             self.named("max_age", step);
         }
-        if let Some(rule) = &policy.audience {
-            match audience::check(claims, rule) {
+        match &policy.audience {
+            Audience::Accept(rule) => match audience::check(claims, rule) {
                 Ok((value, detail)) => {
                     self.principal.audience = Some(value);
                     self.named("audience", Step::Pass(detail));
                 }
                 Err(f) => self.named("audience", Step::Fail(f)),
-            }
+            },
+            Audience::Any => self.named("audience", audience::any(claims).into()),
         }
         if let Some(result) =
             audience::resource(claims, policy.resource_claim, &policy.resource_url)
@@ -554,7 +555,6 @@ impl<'e> Run<'e> {
                 "nbf" => policy.time.nbf != Presence::Ignored,
                 "iat" => policy.time.iat != Presence::Ignored,
                 "max_age" => policy.time.max_age.is_some(),
-                "audience" => policy.audience.is_some(),
                 "resource" => policy.resource_claim != Presence::Ignored,
                 _ => true,
             }

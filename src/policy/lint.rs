@@ -4,7 +4,8 @@ use std::ops::Range;
 
 use super::diagnostic::DiagnosticKind;
 use super::model::{
-    ClaimTest, Condition, Constraint, IssuerKeys, JsonType, Literal, Pattern, Policy, Presence,
+    Audience, ClaimTest, Condition, Constraint, IssuerKeys, JsonType, Literal, Pattern, Policy,
+    Presence,
 };
 use super::reader::{Located, Reader};
 use crate::Algorithm;
@@ -156,13 +157,18 @@ pub(crate) fn hmac(r: &mut Reader, alg: &Located<Algorithm>) {
     }
 }
 
+/// `accept = "any"`: the explicit opt-out of the audience check.
+pub(crate) fn any_audience(r: &mut Reader, span: Range<usize>) {
+    r.warn(
+        DiagnosticKind::NoAudienceRule,
+        span,
+        "`accept = \"any\"`: tokens issued for any audience are accepted",
+        "accept only this resource: `accept = [{ value = \"${resource_url}\" }]` (or remove `[audience]`: that is its default)",
+    );
+}
+
 fn audience(r: &mut Reader, policy: &Policy) {
-    let Some(audience) = &policy.audience else {
-        r.file_warn(
-            DiagnosticKind::NoAudienceRule,
-            "the policy has no `[audience]` rule: tokens issued for any audience are accepted",
-            "add `[audience]` with `accept = [{ value = \"${resource_url}\" }]`",
-        );
+    let Audience::Accept(audience) = &policy.audience else {
         return;
     };
     let resource_always_checked = policy.resource_claim == Presence::Required;

@@ -246,6 +246,16 @@ pub(crate) struct AudienceRule {
     pub(crate) accept: Vec<AudienceAlternative>,
 }
 
+/// What `aud` must say: the accepted alternatives (without `[audience]`, this resource's own
+/// URL), or, where the policy opts out explicitly with `accept = "any"`, anything well-formed.
+#[derive(Debug, Clone)]
+pub(crate) enum Audience {
+    /// `aud` must match the alternatives.
+    Accept(AudienceRule),
+    /// `accept = "any"`: the audience is not compared (linted as `no-audience-rule`).
+    Any,
+}
+
 /// Where a key source's JWKS comes from.
 #[derive(Debug, Clone)]
 pub(crate) enum JwksSource {
@@ -390,7 +400,7 @@ pub struct Policy {
     pub(crate) header: HeaderRules,
     pub(crate) time: TimeRules,
     pub(crate) issuers: Vec<Issuer>,
-    pub(crate) audience: Option<AudienceRule>,
+    pub(crate) audience: Audience,
     pub(crate) required_claims: Vec<ClaimPath>,
     pub(crate) constraints: Vec<Constraint>,
     pub(crate) rules: Vec<Rule>,

@@ -185,9 +185,20 @@ fn read_policy(
             None
         }
     };
+    // Without `[audience]`, `aud` must name this resource: a token issued for another audience
+    // is never accepted by accident (RFC 7519 §4.1.3, RFC 9068 §4).
     let audience = match t.get("audience") {
-        Some(v) => read_audience(r, v).map(Some),
-        None => Some(None),
+        Some(v) => read_audience(r, v),
+        None => resource.as_ref().map(|(url, _, _)| {
+            Audience::Accept(AudienceRule {
+                mode: Match::Any,
+                accept: vec![AudienceAlternative {
+                    value: url.value.clone(),
+                    resource: None,
+                    span: url.span.clone(),
+                }],
+            })
+        }),
     };
     let (required_claims, constraints) = match t.get("claims") {
         Some(v) => read_claims(r, v),
@@ -246,6 +257,7 @@ fn read_policy(
         }
     }
     let (resource_url, scopes_supported, resource_claim) = resource?;
+    let resource_url = resource_url.value;
     let (scopes, required_scopes) = scopes?;
     lint::unadvertised_scopes(r, &required_scopes, &scopes_supported);
     let policy = Policy {
@@ -287,7 +299,10 @@ fn or_default<T>(
     }
 }
 
-fn read_resource(r: &mut Reader, v: &Value<'_>) -> Option<(String, Vec<String>, Presence)> {
+fn read_resource(
+    r: &mut Reader,
+    v: &Value<'_>,
+) -> Option<(Located<String>, Vec<String>, Presence)> {
     let mut t = r.table(v, "[resource]")?;
     let url = match t.get("url") {
         Some(v) => r
@@ -309,7 +324,7 @@ fn read_resource(r: &mut Reader, v: &Value<'_>) -> Option<(String, Vec<String>, 
 }
 
 /// An absolute URI without a fragment (RFC 8707 §2).
-fn check_uri(r: &mut Reader, url: Located<String>) -> Option<String> {
+fn check_uri(r: &mut Reader, url: Located<String>) -> Option<Located<String>> {
     let scheme_ok = url.value.split_once(':').is_some_and(|(scheme, rest)| {
         !rest.is_empty()
             && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -329,7 +344,7 @@ fn check_uri(r: &mut Reader, url: Located<String>) -> Option<String> {
         );
         return None;
     }
-    Some(url.value)
+    Some(url)
 }
 
 fn read_limits(r: &mut Reader, v: &Value<'_>) -> Option<u64> {
@@ -990,27 +1005,54 @@ fn read_hmac_secrets(
     ok.then_some(out)
 }
 
-fn read_audience(r: &mut Reader, v: &Value<'_>) -> Option<AudienceRule> {
+fn read_audience(r: &mut Reader, v: &Value<'_>) -> Option<Audience> {
     let mut t = r.table(v, "[audience]")?;
-    let mode = or_default(t.get("mode"), Match::Any, |v| {
+    let mode_value = t.get("mode");
+    let mode = or_default(mode_value, Match::Any, |v| {
         r.choice(
             v,
             "audience.mode",
             &[("any", Match::Any), ("all", Match::All)],
         )
     });
-    let accept = match t.get("accept") {
-        Some(v) => read_alternatives(r, v),
+    let audience = match t.get("accept") {
+        // The explicit opt-out: written out, so it is never the result of forgetting a table.
+        Some(v) if matches!(v.get_ref(), DeValue::String(_)) => {
+            let any = r.string(v, "audience.accept")?;
+            if any.value != "any" {
+                r.error(
+                    DiagnosticKind::InvalidValue,
+                    any.span,
+                    format!("`audience.accept` cannot be `{}`", any.value),
+                    "list the accepted audiences: `accept = [{ value = \"${resource_url}\" }]` (only `\"any\"` may be written as a string)",
+                );
+                return None;
+            }
+            lint::any_audience(r, any.span);
+            if let Some(mode) = mode_value {
+                r.error(
+                    DiagnosticKind::Conflict,
+                    mode.span(),
+                    "`audience.mode` has nothing to combine when `accept = \"any\"`",
+                    "remove `mode`",
+                );
+                return None;
+            }
+            Some(Audience::Any)
+        }
+        Some(v) => read_alternatives(r, v).and_then(|accept| {
+            Some(Audience::Accept(AudienceRule {
+                mode: mode?,
+                accept,
+            }))
+        }),
         None => {
             t.missing("accept", "[{ value = \"${resource_url}\" }]");
             None
         }
     };
     t.finish(r);
-    Some(AudienceRule {
-        mode: mode?,
-        accept: accept?,
-    })
+    audience
 }
 
 fn read_alternatives(r: &mut Reader, v: &Value<'_>) -> Option<Vec<AudienceAlternative>> {

@@ -196,17 +196,6 @@ impl Reader {
             .push(Diagnostic::whole_file(Severity::Error, kind, message).with_help(help));
     }
 
-    /// Records a lint about the policy as a whole.
-    pub(crate) fn file_warn(
-        &mut self,
-        kind: DiagnosticKind,
-        message: impl Into<String>,
-        help: impl Into<String>,
-    ) {
-        self.diagnostics
-            .push(Diagnostic::whole_file(Severity::Warning, kind, message).with_help(help));
-    }
-
     /// Records a lint.
     pub(crate) fn warn(
         &mut self,
