@@ -65,11 +65,13 @@ pub enum DiagnosticKind {
     UnsatisfiableRule,
     /// Lint: a variable defined in `[vars]` that nothing refers to.
     UnusedVariable,
+    /// Lint: an audience alternative that repeats, or is shadowed by, an earlier one.
+    RedundantAudience,
 }
 
 impl DiagnosticKind {
     /// Every kind, errors first, then lints.
-    pub const ALL: [DiagnosticKind; 24] = [
+    pub const ALL: [DiagnosticKind; 25] = [
         Self::Syntax,
         Self::Io,
         Self::UnknownKey,
@@ -94,6 +96,7 @@ impl DiagnosticKind {
         Self::UnadvertisedScope,
         Self::UnsatisfiableRule,
         Self::UnusedVariable,
+        Self::RedundantAudience,
     ];
 
     /// Whether this kind is a lint (reported as a warning) rather than an error.
@@ -111,6 +114,7 @@ impl DiagnosticKind {
                 | Self::UnadvertisedScope
                 | Self::UnsatisfiableRule
                 | Self::UnusedVariable
+                | Self::RedundantAudience
         )
     }
 
@@ -141,6 +145,7 @@ impl DiagnosticKind {
             Self::UnadvertisedScope => "unadvertised-scope",
             Self::UnsatisfiableRule => "unsatisfiable-rule",
             Self::UnusedVariable => "unused-variable",
+            Self::RedundantAudience => "redundant-audience",
         }
     }
 }

@@ -1,11 +1,11 @@
-//! Lints: valid policies with dangerous patterns (DESIGN §3). Each is a located warning with advice.
+//! Lints: valid policies with dangerous patterns. Each is a located warning with advice.
 
 use std::ops::Range;
 
 use super::diagnostic::DiagnosticKind;
 use super::model::{
-    Audience, ClaimTest, Condition, Constraint, IssuerKeys, JsonType, Literal, Pattern, Policy,
-    Presence,
+    Audience, AudienceRule, ClaimTest, Condition, Constraint, IssuerKeys, JsonType, Literal, Match,
+    Pattern, Policy, Presence,
 };
 use super::reader::{Located, Reader};
 use crate::Algorithm;
@@ -171,6 +171,7 @@ fn audience(r: &mut Reader, policy: &Policy) {
     let Audience::Accept(audience) = &policy.audience else {
         return;
     };
+    redundant_audiences(r, audience);
     let resource_always_checked = policy.resource_claim == Presence::Required;
     for alt in &audience.accept {
         // A trailing slash makes no other audience: compare without it.
@@ -211,6 +212,56 @@ fn audience(r: &mut Reader, policy: &Policy) {
                     ),
                 );
         }
+    }
+}
+
+/// An alternative that repeats an earlier one, or whose `value` an earlier one already accepts
+/// under another guard: one of the two never decides anything, and an unguarded one makes the
+/// other's guard pointless.
+fn redundant_audiences(r: &mut Reader, audience: &AudienceRule) {
+    for (j, later) in audience.accept.iter().enumerate() {
+        let Some((i, earlier)) = audience
+            .accept
+            .iter()
+            .enumerate()
+            .take(j)
+            .find(|(_, a)| a.value == later.value)
+        else {
+            continue;
+        };
+        let (message, help) = match (&earlier.resource, &later.resource) {
+            (a, b) if a == b => (
+                format!(
+                    "`audience.accept[{j}]` repeats `audience.accept[{i}]` (`{}`)",
+                    later.value
+                ),
+                "remove the repeat".to_owned(),
+            ),
+            // With `mode = "all"`, two guards on one value both have to hold: nothing is shadowed.
+            _ if audience.mode == Match::All => continue,
+            (None, Some(guard)) => (
+                format!(
+                    "`audience.accept[{j}]` (`{}` with `resource` `{guard}`) never decides: `audience.accept[{i}]` accepts `{}` without a guard",
+                    later.value, later.value
+                ),
+                "remove one of them; if the audience is shared with other resources, keep the guarded one".to_owned(),
+            ),
+            (Some(guard), None) => (
+                format!(
+                    "`audience.accept[{j}]` accepts `{}` without the `resource` guard `audience.accept[{i}]` requires, so that guard never applies",
+                    later.value
+                ),
+                format!("remove `audience.accept[{j}]`, or give it the guard: `resource = \"{guard}\"`"),
+            ),
+            // Two different guards: a token may name either resource.
+            _ => continue,
+        };
+        r.warn(
+            DiagnosticKind::RedundantAudience,
+            later.span.clone(),
+            message,
+            help,
+        );
     }
 }
 
