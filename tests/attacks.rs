@@ -1049,6 +1049,19 @@ mod encoding {
             assert_deny(&d, "malformed_token", "format");
             assert_claims_not_evaluated(&d);
         }
+        let detail = |token: &str| {
+            check(&decide(&f.engine, token), "format")
+                .detail()
+                .to_owned()
+        };
+        assert_eq!(
+            detail(&h),
+            "token has 1 segment; a compact JWS has exactly 3"
+        );
+        assert_eq!(
+            detail(&format!("{h}.{p}")),
+            "token has 2 segments; a compact JWS has exactly 3"
+        );
     }
 
     #[test]
@@ -1263,6 +1276,25 @@ mod reporting {
     }
 
     #[test]
+    fn each_reason_code_is_listed_once() {
+        // Two malformed claims: two failed checks with the same code.
+        let f = fixture();
+        let token =
+            f.ed.sign(&claims_with(json!({ "iat": "x", "resource": 7 })));
+        let d = decide(&f.engine, &token);
+        let failed: Vec<Reason> = d.failures().filter_map(|c| c.reason()).collect();
+        assert_eq!(
+            failed,
+            [Reason::InvalidClaim, Reason::InvalidClaim],
+            "{}",
+            d.explain()
+        );
+        assert_eq!(d.reasons(), [Reason::InvalidClaim]);
+        let json: Value = serde_json::from_str(&d.to_json()).unwrap();
+        assert_eq!(json["reasons"], json!(["invalid_claim"]));
+    }
+
+    #[test]
     fn header_failures_before_the_signature_are_all_reported() {
         let f = fixture();
         let header = header_with(&f.rsa, json!({ "alg": "RS512", "typ": "JWT" }));
@@ -1424,6 +1456,88 @@ mod known_attacks {
                 .detail()
                 .contains("nested tokens are not accepted")
         );
+    }
+
+    #[test]
+    fn nested_jwts_in_any_spelling_of_the_media_type_are_refused() {
+        // RFC 7515 §4.1.10: `cty` is a media type; `application/` may be left out, and case
+        // does not matter, so all of these say "the payload is a JWT".
+        let f = fixture();
+        for cty in [
+            "application/jwt",
+            "Application/JWT",
+            "APPLICATION/jwt",
+            "JwT",
+        ] {
+            let header = header_with(&f.ed, json!({ "cty": cty }));
+            let d = decide(&f.engine, &f.ed.sign_with(&header, &good_claims()));
+            assert_deny(&d, "malformed_token", "format");
+        }
+        // Another content type is not a nested token.
+        let header = header_with(&f.ed, json!({ "cty": "application/json" }));
+        assert_allow(&decide(&f.engine, &f.ed.sign_with(&header, &good_claims())));
+    }
+
+    #[test]
+    fn jwe_header_parameters_are_refused() {
+        // A header meant for decryption (RFC 7516 §4.1, RFC 7518 §4.6-4.8) is not a signed
+        // token's, whatever else it says.
+        let f = fixture();
+        for (name, value) in [
+            ("enc", json!("A256GCM")),
+            ("zip", json!("DEF")),
+            (
+                "epk",
+                json!({ "kty": "EC", "crv": "P-256", "x": "AA", "y": "AA" }),
+            ),
+            ("apu", json!("AA")),
+            ("apv", json!("AA")),
+            ("iv", json!("AA")),
+            ("tag", json!("AA")),
+            ("p2s", json!("AA")),
+            ("p2c", json!(1000)),
+        ] {
+            let header = header_with(&f.ed, json!({ name: value }));
+            let d = decide(&f.engine, &f.ed.sign_with(&header, &good_claims()));
+            assert_deny(&d, "malformed_token", "format");
+            assert!(
+                check(&d, "format").detail().contains(name),
+                "{}",
+                d.explain()
+            );
+        }
+    }
+
+    #[test]
+    fn replicated_claims_in_the_header_must_equal_the_payload() {
+        // RFC 7519 §5.3: `iss`, `sub` and `aud` may be copied into the header, unencrypted here
+        // but signed; a copy that says something else is a confusion waiting to happen.
+        let f = fixture();
+        let claims = good_claims();
+        let same = header_with(
+            &f.ed,
+            json!({ "iss": claims["iss"], "sub": claims["sub"], "aud": claims["aud"] }),
+        );
+        assert_allow(&decide(&f.engine, &f.ed.sign_with(&same, &claims)));
+        for (name, other) in [
+            ("iss", json!("https://other.example.com")),
+            ("sub", json!("someone-else")),
+            ("aud", json!([RESOURCE])),
+            ("sub", json!(123)),
+        ] {
+            let header = header_with(&f.ed, json!({ name: other }));
+            let d = decide(&f.engine, &f.ed.sign_with(&header, &claims));
+            assert_deny(&d, "invalid_claim", "replicated_claims");
+            assert!(check(&d, "replicated_claims").detail().contains(name));
+        }
+        // A header copy of a claim the payload lacks is no copy.
+        let header = header_with(&f.ed, json!({ "sub": "user-123" }));
+        let d = decide(
+            &f.engine,
+            &f.ed
+                .sign_with(&header, &claims_with(json!({ "sub": null }))),
+        );
+        assert_deny(&d, "invalid_claim", "replicated_claims");
     }
 
     #[test]

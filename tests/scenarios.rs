@@ -617,9 +617,16 @@ mod reference_scenario {
                 &key.sign(&claims_with(json!({ "aud": ZONE, "resource": resource }))),
             );
             assert_deny(&d, "resource_mismatch", "audience");
+            let failed: Vec<(&str, &str)> = d
+                .failures()
+                .map(|c| (c.rule(), c.reason().map_or("", |r| r.as_str())))
+                .collect();
             assert_eq!(
-                d.reasons().iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-                ["resource_mismatch", "resource_mismatch"],
+                failed,
+                [
+                    ("audience", "resource_mismatch"),
+                    ("resource", "resource_mismatch")
+                ],
                 "{}",
                 d.explain()
             );
@@ -1743,6 +1750,26 @@ mod edges {
         let d = decide(&engine, &key.sign(&claims_with(json!({ "tid": "x2" }))));
         let failed: Vec<&str> = d.failures().map(|c| c.rule()).collect();
         assert_eq!(failed, vec!["constraint:tid", "constraint:tid#2"]);
+        // A top-level claim named `a.b` and the nested `a` → `b` are two checks with two names.
+        let policy = replace(
+            &policy,
+            "[claims]\n",
+            "[claims]\nrequired = [\"a.b\", [\"a\", \"b\"]]\n",
+        );
+        let d = decide(
+            &super::engine(&policy, CTX),
+            &key.sign(&claims_with(json!({ "a.b": 1, "tid": "t1" }))),
+        );
+        let required: Vec<(&str, bool)> = d
+            .checks()
+            .iter()
+            .filter(|c| c.rule().starts_with("required:"))
+            .map(|c| (c.rule(), c.reason().is_none()))
+            .collect();
+        assert_eq!(
+            required,
+            [("required:a.b", true), ("required:a.b#2", false)]
+        );
         let names: Vec<&str> = d.checks().iter().map(|c| c.rule()).collect();
         let mut unique = names.clone();
         unique.sort_unstable();

@@ -17,7 +17,7 @@ pub enum Verdict {
     Deny,
 }
 
-/// The stable reason codes (DESIGN §6). Scripts and services match on these.
+/// The stable reason codes. Scripts and services match on these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
@@ -250,9 +250,16 @@ impl Decision {
         self.checks.iter().find_map(Check::reason)
     }
 
-    /// The reason of every failed check, in check order.
+    /// The reason of every failed check, in check order, each code once.
     pub fn reasons(&self) -> Vec<Reason> {
-        self.checks.iter().filter_map(Check::reason).collect()
+        let mut reasons: Vec<Reason> = Vec::new();
+        for reason in self.checks.iter().filter_map(Check::reason) {
+            // At most one per reason code (a few dozen): the list stays tiny.
+            if !reasons.contains(&reason) {
+                reasons.push(reason);
+            }
+        }
+        reasons
     }
 
     /// Who the token speaks for.
@@ -270,7 +277,7 @@ impl Decision {
         self.checks.iter().filter(|c| c.reason().is_some())
     }
 
-    /// The decision as one line of JSON with the stable field names of DESIGN §6.
+    /// The decision as one line of JSON with the stable field names (see the README).
     pub fn to_json(&self) -> String {
         #[derive(Serialize)]
         struct JsonCheck<'a> {

@@ -18,7 +18,7 @@ use crate::token::{self, TokenError, UnverifiedToken, VerifiedToken};
 
 /// The checks every engine may report, in order (claim, constraint and rule checks come after
 /// `resource`, then `scopes` and `client_id`).
-pub(crate) const FIXED_CHECKS: [&str; 16] = [
+pub(crate) const FIXED_CHECKS: [&str; 17] = [
     "size",
     "format",
     "issuer",
@@ -27,6 +27,7 @@ pub(crate) const FIXED_CHECKS: [&str; 16] = [
     "crit",
     "key",
     "signature",
+    "replicated_claims",
     "exp",
     "nbf",
     "iat",
@@ -436,6 +437,9 @@ impl<'e> Run<'e> {
         if let Ok(Some(exp)) = time::read(claims, "exp") {
             self.principal.expires_at = Some(exp.seconds_floor());
         }
+        if let Some(step) = replicated_claims(token) {
+            self.named("replicated_claims", step);
+        }
 
         for (name, check) in [
             ("exp", time::exp(claims, &policy.time, now)),
@@ -555,6 +559,8 @@ impl<'e> Run<'e> {
                 "nbf" => policy.time.nbf != Presence::Ignored,
                 "iat" => policy.time.iat != Presence::Ignored,
                 "max_age" => policy.time.max_age.is_some(),
+                // Made only when the header replicates claims, which is known once it verifies.
+                "replicated_claims" => false,
                 "resource" => policy.resource_claim != Presence::Ignored,
                 _ => true,
             }
@@ -578,4 +584,35 @@ impl<'e> Run<'e> {
             }
         }
     }
+}
+
+/// Claims copied into the header (RFC 7519 §5.3) must equal the payload's; `None` when the header
+/// copies none.
+fn replicated_claims(token: &VerifiedToken) -> Option<Step> {
+    let mut copied = Vec::new();
+    for name in token::REPLICATED_CLAIMS {
+        let Some(copy) = token.header().get(name) else {
+            continue;
+        };
+        let claim = token.claims().get(name);
+        if claim != Some(copy) {
+            let observed = claim.map_or_else(|| "absent".to_owned(), claims::show);
+            return Some(Step::Fail(Failure {
+                reason: Reason::InvalidClaim,
+                expected: format!(
+                    "`{name}` in the payload equal to its header copy {}",
+                    claims::show(copy)
+                ),
+                observed: format!("`{name}` {observed}"),
+                detail: format!("the header's `{name}` differs from the payload's"),
+            }));
+        }
+        copied.push(format!("`{name}`"));
+    }
+    (!copied.is_empty()).then(|| {
+        Step::Pass(format!(
+            "the header's {} equal the payload's",
+            copied.join(", ")
+        ))
+    })
 }

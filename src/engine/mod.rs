@@ -198,11 +198,13 @@ impl Names {
             .collect();
         Self {
             fixed,
-            required: policy
-                .required_claims
-                .iter()
-                .map(|p| Arc::from(format!("required:{p}")))
-                .collect(),
+            // `"a.b"` (one claim) and `["a", "b"]` (nested) are both shown as `a.b`.
+            required: unique(
+                policy
+                    .required_claims
+                    .iter()
+                    .map(|p| format!("required:{p}")),
+            ),
             constraints: unique(
                 policy
                     .constraints

@@ -1,4 +1,4 @@
-//! Strict compact-JWS decoding (DESIGN §4) and the proof that a signature was checked.
+//! Strict compact-JWS decoding and the proof that a signature was checked.
 //!
 //! [`decode`] turns text into an [`UnverifiedToken`]: size first, then exactly three canonical
 //! base64url segments, then strict JSON objects. Only [`UnverifiedToken::verify`] makes a
@@ -42,6 +42,14 @@ pub(crate) fn media_type(typ: &str) -> String {
         format!("application/{lower}")
     }
 }
+
+/// Header parameters that only a JWE has (RFC 7516 §4.1.2-4.1.3, RFC 7518 §4.6-4.8): a header
+/// carrying one belongs to a token meant for decryption, not to a signed token.
+pub(crate) const JWE_HEADER_PARAMETERS: [&str; 9] =
+    ["enc", "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c"];
+
+/// Claims a JWT may replicate in its header (RFC 7519 §5.3); a copy must equal the claim.
+pub(crate) const REPLICATED_CLAIMS: [&str; 3] = ["iss", "sub", "aud"];
 
 /// Longest rendering of a token-provided value in a decision or message.
 const MAX_SHOWN: usize = 120;
@@ -112,7 +120,7 @@ pub enum TokenError {
         offset: usize,
     },
     /// Not three `.`-separated segments.
-    #[error("token has {0} segments; a compact JWS has exactly 3")]
+    #[error("token has {0} segment{s}; a compact JWS has exactly 3", s = if *.0 == 1 { "" } else { "s" })]
     Segments(usize),
     /// A segment is empty.
     #[error("the {0} segment is empty")]
@@ -159,10 +167,11 @@ pub(crate) struct Header {
     pub(crate) object: Object,
 }
 
-/// The claims of a token whose signature was verified with a key of the issuer it names. Only
-/// [`UnverifiedToken::verify`] constructs one, and claim rules take nothing else.
+/// The header and claims of a token whose signature was verified with a key of the issuer it
+/// names. Only [`UnverifiedToken::verify`] constructs one, and claim rules take nothing else.
 #[derive(Debug)]
 pub(crate) struct VerifiedToken {
+    header: Object,
     claims: Object,
 }
 
@@ -170,6 +179,11 @@ impl VerifiedToken {
     /// The verified claims.
     pub(crate) fn claims(&self) -> &Object {
         &self.claims
+    }
+
+    /// The verified header.
+    pub(crate) fn header(&self) -> &Object {
+        &self.header
     }
 }
 
@@ -188,6 +202,7 @@ impl<'t> UnverifiedToken<'t> {
     pub(crate) fn verify(self, key: &Key, alg: Algorithm) -> Option<VerifiedToken> {
         key.verify(self.signing_input.as_bytes(), self.signature, alg)
             .then_some(VerifiedToken {
+                header: self.header.object,
                 claims: self.claims,
             })
     }
@@ -282,10 +297,22 @@ fn read_header(object: Object) -> Result<Header, TokenError> {
     let typ = string("typ")?;
     // A nested JWT (RFC 7519 §5.2) would make the payload another token: access tokens are never
     // nested (RFC 9068), and reading the inner one's claims as this one's would be a confusion.
-    if string("cty")?.is_some_and(|cty| cty.eq_ignore_ascii_case("jwt")) {
-        return Err(TokenError::Header(
-            "`cty` is `JWT`: nested tokens are not accepted".into(),
-        ));
+    // `cty` is a media type (RFC 7515 §4.1.10): `JWT`, `jwt` and `application/JWT` are the same.
+    if let Some(cty) = string("cty")?
+        && media_type(&cty) == "application/jwt"
+    {
+        return Err(TokenError::Header(format!(
+            "`cty` is {}: nested tokens are not accepted",
+            quote(&cty)
+        )));
+    }
+    if let Some(name) = JWE_HEADER_PARAMETERS
+        .iter()
+        .find(|name| object.get(name).is_some())
+    {
+        return Err(TokenError::Header(format!(
+            "`{name}` is a JWE parameter: this is the header of an encrypted token, not of a signed one"
+        )));
     }
     let crit = object.get("crit").cloned();
     Ok(Header {
