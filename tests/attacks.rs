@@ -1373,6 +1373,48 @@ mod log_injection {
         assert_deny(&d, "algorithm_not_allowed", "algorithm");
         assert_no_forged_lines(&d);
     }
+
+    #[test]
+    fn bidi_overrides_and_unicode_line_separators_are_escaped() {
+        // U+2028/U+2029 end lines for many log viewers; U+202E and friends reorder what a reader
+        // sees. Both are shown escaped, like control characters.
+        let f = fixture();
+        let sneaky = "admin\u{202e}nimda\u{2028}ALLOW\u{2029}x\u{2066}y\u{200f}";
+        let d = decide(
+            &f.engine,
+            &f.es
+                .sign(&claims_with(json!({ "sub": sneaky, "aud": sneaky }))),
+        );
+        assert_deny(&d, "audience_mismatch", "audience");
+        let text = d.explain();
+        for c in ['\u{202e}', '\u{2028}', '\u{2029}', '\u{2066}', '\u{200f}'] {
+            assert!(!text.contains(c), "{c:?} in {text:?}");
+            assert!(!d.to_json().contains(c), "{c:?} in the JSON");
+        }
+        assert!(text.contains("admin\\u{202e}nimda\\u{2028}ALLOW"), "{text}");
+        // In the JSON they are `\uXXXX` escapes: the same value once parsed.
+        let json: Value = serde_json::from_str(&d.to_json()).unwrap();
+        assert_eq!(json["subject"], sneaky);
+        let observed = json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["rule"] == "audience")
+            .unwrap()["observed"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(observed.contains("admin\\u{202e}nimda"), "{observed}");
+        let allowed = decide(
+            &f.engine,
+            &f.es.sign(&claims_with(json!({ "sub": sneaky }))),
+        );
+        assert_allow(&allowed);
+        assert!(!allowed.to_json().contains('\u{202e}'));
+        assert!(allowed.to_json().contains("\\u202e"));
+        let json: Value = serde_json::from_str(&allowed.to_json()).unwrap();
+        assert_eq!(json["subject"], sneaky);
+    }
 }
 
 /// One named test per known attack on JWT verifiers (RFC 8725 and past CVEs of JWT libraries)

@@ -1,4 +1,4 @@
-//! The command-line contract (DESIGN §6): subcommands, flags, exit codes, JSON field names,
+//! The command-line contract (README.md): subcommands, flags, exit codes, JSON field names,
 //! batch mode and reason codes, run against the built `jwt-policy` binary.
 
 #![allow(
@@ -567,6 +567,61 @@ fn unstable_resource_client_id_is_refused_before_any_token_is_read() {
         json_line(stdout(&out).trim_end())["resource_client_id"],
         "server-key-1"
     );
+}
+
+#[test]
+fn a_missing_resource_client_id_says_which_flag_to_pass() {
+    let s = Setup::new();
+    let policy = s.policy();
+    let out = run(&[
+        "verify",
+        "--policy",
+        policy.to_str().unwrap(),
+        &s.token(json!({})),
+    ]);
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: no resource client id: none of context `credential.key_id`, context `registration.client_id` is set\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("help: pass `--context credential.key_id=VALUE`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn errors_are_printed_once_in_their_own_words() {
+    let s = Setup::new();
+    // A policy that cannot be read: its located rendering, without a second `error:` in front.
+    let out = s_verify_with_policy("/no/such/policy.toml", &s.token(json!({})));
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(err.starts_with("error[io]: cannot read policy"), "{err}");
+    assert!(!err.contains("error: error"), "{err}");
+    // A JWKS file that cannot be used: named, with what is wrong in it.
+    let bad = s.path("bad.jwks.json");
+    std::fs::write(&bad, r#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}"#).unwrap();
+    let out = s.verify(&["--jwks", bad.to_str().unwrap(), &s.token(json!({}))]);
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(err.starts_with("error: `--jwks "), "{err}");
+    assert!(
+        err.contains("bad.jwks.json`: JWKS key 0: RSA modulus has 17 bits"),
+        "{err}"
+    );
+}
+
+fn s_verify_with_policy(policy: &str, token: &str) -> Output {
+    run(&[
+        "verify",
+        "--policy",
+        policy,
+        "--context",
+        "credential.key_id=server-key-1",
+        token,
+    ])
 }
 
 #[test]

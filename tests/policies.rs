@@ -344,6 +344,13 @@ fn rfc9068_denies_what_the_profile_forbids() {
                 "issuer",
             ),
             deny(
+                "no sub (required by §2.2)",
+                &h,
+                with(&base, json!({ "sub": null })),
+                "missing_claim",
+                "required:sub",
+            ),
+            deny(
                 "no jti (required by §2.2)",
                 &h,
                 with(&base, json!({ "jti": null })),

@@ -1095,9 +1095,12 @@ mod client_ids {
         ] {
             let err = build(&context).unwrap_err();
             match &err {
-                BuildError::MissingResourceClientId { tried } => {
+                BuildError::MissingResourceClientId {
+                    tried, contexts, ..
+                } => {
                     assert!(tried.contains("credential.key_id"), "{tried}");
                     assert!(tried.contains("registration.client_id"), "{tried}");
+                    assert_eq!(contexts, &["credential.key_id", "registration.client_id"]);
                 }
                 other => panic!("expected a missing id, got {other:?}"),
             }

@@ -1,4 +1,4 @@
-//! The command-line interface (DESIGN §6). Not a stable library API; use the binary.
+//! The command-line interface. Not a stable library API; use the binary.
 
 mod check;
 mod verify;

@@ -8,7 +8,9 @@ use crate::cli::{EXIT_DENY, EXIT_ERROR, EXIT_OK};
 use url::Url;
 
 use crate::jwks::is_loopback;
-use crate::{Decision, Policy, PolicyEngine, RemoteKeys, RemoteSource, StaticKeys, UnixTime};
+use crate::{
+    BuildError, Decision, Policy, PolicyEngine, RemoteKeys, RemoteSource, StaticKeys, UnixTime,
+};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -71,7 +73,14 @@ fn try_run(args: &Args) -> Result<u8, String> {
         })?,
         None => UnixTime::now(),
     };
-    let policy = Policy::from_file(&args.policy).map_err(|e| e.to_string())?;
+    let policy = match Policy::from_file(&args.policy) {
+        Ok(policy) => policy,
+        Err(e) => {
+            // Already rendered as located diagnostics, each with its own `error[...]`.
+            eprintln!("{e}");
+            return Ok(EXIT_ERROR);
+        }
+    };
     let remote_settings = policy.remote_keys().clone();
     let mut builder = PolicyEngine::builder(policy);
     for pair in &args.context {
@@ -81,7 +90,8 @@ fn try_run(args: &Args) -> Result<u8, String> {
         builder = builder.context(key, value);
     }
     if let Some(path) = &args.jwks {
-        let keys = StaticKeys::from_file(path).map_err(|e| e.to_string())?;
+        let keys =
+            StaticKeys::from_file(path).map_err(|e| format!("`--jwks {}`: {e}", path.display()))?;
         builder = builder.key_source_for_all(Arc::new(keys));
     }
     if let Some(url) = &args.jwks_url {
@@ -103,7 +113,7 @@ fn try_run(args: &Args) -> Result<u8, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let engine = runtime
         .block_on(builder.build_async())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| build_error(&e))?;
 
     if let Some(path) = &args.tokens_file {
         return batch(&runtime, &engine, path, now, args.format);
@@ -175,6 +185,23 @@ fn batch(
         .flush()
         .map_err(|e| format!("cannot write output: {e}"))?;
     Ok(EXIT_OK)
+}
+
+/// A build error, with the flag that supplies a missing run-time value.
+fn build_error(e: &BuildError) -> String {
+    match e {
+        BuildError::MissingResourceClientId { contexts, .. } if !contexts.is_empty() => {
+            let flags: Vec<String> = contexts
+                .iter()
+                .map(|key| format!("`--context {key}=VALUE`"))
+                .collect();
+            format!(
+                "{e}\n  help: pass {} (this server's own client id)",
+                flags.join(" or ")
+            )
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Removes one `\n` or `\r\n`.

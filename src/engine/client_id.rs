@@ -88,8 +88,17 @@ pub(crate) fn resolve_resource(
     }
     if rule.required {
         let tried: Vec<String> = rule.sources.iter().map(|s| s.to_string()).collect();
+        let contexts = rule
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                IdSource::Context(key) => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
         return Err(BuildError::MissingResourceClientId {
             tried: tried.join(", "),
+            contexts,
         });
     }
     Ok(None)

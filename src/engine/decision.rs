@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::claims::escape;
+use crate::token::is_deceptive;
 
 /// Allow or deny. Exhaustive on purpose: callers handle both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -336,9 +337,10 @@ impl Decision {
             checks,
         };
         // Serializing strings, numbers and unit enums into a String cannot fail.
-        serde_json::to_string(&json).unwrap_or_else(|_| {
+        let text = serde_json::to_string(&json).unwrap_or_else(|_| {
             r#"{"verdict":"deny","reason":"internal","reasons":["internal"]}"#.to_owned()
-        })
+        });
+        escape_deceptive(text)
     }
 
     /// The human explanation in a few lines: the verdict, who the token speaks for, which
@@ -418,4 +420,22 @@ impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.explain())
     }
+}
+
+/// JSON text with the characters that reorder or break lines written as `\uXXXX` escapes: the
+/// same JSON value, but a log line that shows what it holds. These characters can only occur
+/// inside strings, where the escape means exactly the character.
+fn escape_deceptive(json: String) -> String {
+    if !json.chars().any(is_deceptive) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_deceptive(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

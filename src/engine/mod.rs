@@ -115,6 +115,9 @@ pub enum BuildError {
     MissingResourceClientId {
         /// The sources tried, in order.
         tried: String,
+        /// The context keys that could have supplied it (pass one to
+        /// [`EngineBuilder::context`]), in the policy's order.
+        contexts: Vec<String>,
     },
     /// An issuer's keys (or HMAC secret) could not be loaded.
     #[error("issuer `{iss}`: {error}")]

@@ -17,7 +17,7 @@ use super::reader::{Located, Reader, Table, Value, ticks, type_name};
 use crate::Algorithm;
 use crate::jwks::RemoteSource;
 
-/// The default maximum token size (DESIGN §4).
+/// The default maximum token size.
 pub(crate) const DEFAULT_MAX_TOKEN_BYTES: u64 = 16_384;
 
 const PRESENCE: &[(&str, Presence)] = &[

@@ -68,13 +68,23 @@ pub(crate) fn escape(value: &str) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() {
+        if c.is_control() || is_deceptive(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// Characters that are not control characters but still change what a reader sees: the Unicode
+/// line and paragraph separators (many log viewers break lines there) and the bidirectional
+/// formatting characters (they reorder the text around them, "Trojan Source").
+pub(crate) fn is_deceptive(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// Header and payload JSON may nest at most this deep; deeper input is rejected, never recursed.

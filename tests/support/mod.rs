@@ -220,7 +220,7 @@ pub(crate) fn jwks(keys: &[&TestKey]) -> String {
     json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() }).to_string()
 }
 
-/// The reference scenario's values (DESIGN §5).
+/// The reference scenario's values (`policies/keycard-mcp.toml`).
 pub(crate) const RESOURCE: &str = "https://mcp.example.com/mcp";
 pub(crate) const ZONE: &str = "https://abc123.keycard.cloud";
 /// A fixed "now" for deterministic tests: 2026-01-01T00:00:00Z.
