@@ -1587,13 +1587,17 @@ require = { any = [
             check(&d, "rule:admin-needs-mfa").outcome(),
             &Outcome::Passed
         );
-        // Admins without.
-        for amr in [json!(["pwd"]), json!(null), json!("mfa")] {
+        // Admins without; an `amr` the rule cannot read (not an array) is a malformed claim.
+        for (amr, reason) in [
+            (json!(["pwd"]), "rule_failed"),
+            (json!(null), "rule_failed"),
+            (json!("mfa"), "invalid_claim"),
+        ] {
             let d = decide(
                 &engine,
                 &key.sign(&rules_claims(json!({ "role": "admin", "amr": amr }))),
             );
-            assert_deny(&d, "rule_failed", "rule:admin-needs-mfa");
+            assert_deny(&d, reason, "rule:admin-needs-mfa");
             match check(&d, "rule:admin-needs-mfa").outcome() {
                 Outcome::Failed { expected, .. } => {
                     assert_eq!(expected, "admins must have signed in with MFA");
@@ -1615,14 +1619,18 @@ require = { any = [
             let d = decide(&engine, &key.sign(&rules_claims(tenant.clone())));
             assert!(d.is_allowed(), "{tenant}: {}", d.explain());
         }
-        for tenant in [
-            json!({ "tenant": "acme-eu", "sandbox": true }),
-            json!({ "tenant": "other" }),
-            json!({ "tenant": null }),
-            json!({ "tenant": 1 }),
+        for (tenant, reason) in [
+            (
+                json!({ "tenant": "acme-eu", "sandbox": true }),
+                "rule_failed",
+            ),
+            (json!({ "tenant": "other" }), "rule_failed"),
+            (json!({ "tenant": null }), "rule_failed"),
+            // A number cannot be compared with a string: undecided, a malformed claim.
+            (json!({ "tenant": 1 }), "invalid_claim"),
         ] {
             let d = decide(&engine, &key.sign(&rules_claims(tenant.clone())));
-            assert_eq!(outcome(&d), "rule_failed", "{tenant}: {}", d.explain());
+            assert_eq!(outcome(&d), reason, "{tenant}: {}", d.explain());
             assert_eq!(failed_rule(&d), "rule:tenant");
         }
     }
@@ -1642,6 +1650,167 @@ require = { any = [
             &Outcome::NotEvaluated
         );
         let _ = key;
+    }
+
+    /// Conditions have three outcomes: an absent claim makes a constraint not hold; a claim of
+    /// another type (or `null`) makes it undecided; `all`/`any`/`not` follow Kleene logic.
+    mod three_valued {
+        use super::*;
+
+        const ADMINS: &str = r#"
+[[rules]]
+name = "admins-need-mfa"
+when = { claim = "role", equals = "admin" }
+require = { claim = "amr", format = "array", contains = "mfa" }
+"#;
+
+        const GUESTS: &str = r#"
+[[rules]]
+name = "no-guests"
+require = { not = { claim = "role", equals = "guest" } }
+"#;
+
+        fn decide_with(policy: &str, changes: Value) -> Decision {
+            let (key, engine) = with(policy);
+            decide(&engine, &key.sign(&claims_with(changes)))
+        }
+
+        fn failures(d: &Decision) -> Vec<(String, String)> {
+            d.failures()
+                .map(|c| {
+                    let reason = c.reason().map_or("", |r| r.as_str());
+                    (c.rule().to_owned(), reason.to_owned())
+                })
+                .collect()
+        }
+
+        #[test]
+        fn a_when_of_another_type_does_not_make_the_rule_silently_not_apply() {
+            // `role = ["admin"]` is an array: `equals = "admin"` cannot decide whether the rule
+            // applies, and `require` does not hold: deny, as a malformed claim.
+            let d = decide_with(ADMINS, json!({ "role": ["admin"] }));
+            assert_deny(&d, "invalid_claim", "rule:admins-need-mfa");
+            let detail = check(&d, "rule:admins-need-mfa").detail().to_owned();
+            assert!(detail.contains("undecided"), "{detail}");
+            // Whether it applies or not, a `require` that holds is enough.
+            let d = decide_with(ADMINS, json!({ "role": ["admin"], "amr": ["mfa"] }));
+            assert_allow(&d);
+            // A string role decides as before.
+            assert_allow(&decide_with(ADMINS, json!({ "role": "user" })));
+            let d = decide_with(ADMINS, json!({ "role": "admin" }));
+            assert_deny(&d, "rule_failed", "rule:admins-need-mfa");
+            // `null` is not a value either.
+            let raw_null = decide_raw(&format!("{ADMINS}{GUESTS}"), "role", "null");
+            assert_eq!(
+                failures(&raw_null),
+                [
+                    (
+                        "rule:admins-need-mfa".to_owned(),
+                        "invalid_claim".to_owned()
+                    ),
+                    ("rule:no-guests".to_owned(), "invalid_claim".to_owned()),
+                ],
+                "{}",
+                raw_null.explain()
+            );
+        }
+
+        /// Signs the good claims with `name` set to the raw JSON text `raw`.
+        fn decide_raw(policy: &str, name: &str, raw: &str) -> Decision {
+            let (key, engine) = with(policy);
+            let payload = with_raw_number(&good_claims(), name, raw);
+            decide(&engine, &key.sign_raw(&key.header().to_string(), &payload))
+        }
+
+        #[test]
+        fn not_of_an_undecided_condition_is_undecided() {
+            let d = decide_with(GUESTS, json!({ "role": ["guest"] }));
+            assert_deny(&d, "invalid_claim", "rule:no-guests");
+            // Absent: the constraint does not hold, so its `not` holds (as before).
+            assert_allow(&decide_with(GUESTS, json!({})));
+            assert_allow(&decide_with(GUESTS, json!({ "role": "user" })));
+            let d = decide_with(GUESTS, json!({ "role": "guest" }));
+            assert_deny(&d, "rule_failed", "rule:no-guests");
+        }
+
+        #[test]
+        fn all_and_any_follow_kleene_logic() {
+            let policy = r#"
+[[rules]]
+name = "any"
+require = { any = [{ claim = "tier", equals = "gold" }, { claim = "vip", equals = true }] }
+
+[[rules]]
+name = "all"
+require = { all = [{ claim = "org", prefix = "acme" }, { claim = "region", equals = "eu" }] }
+"#;
+            let base = json!({ "org": "acme-1", "region": "eu", "tier": "gold" });
+            assert_allow(&decide_with(policy, base.clone()));
+            // any: one true is enough, even beside an undecided one.
+            let d = decide_with(policy, with_changes(base.clone(), json!({ "vip": "yes" })));
+            assert_allow(&d);
+            // any: undecided and false is undecided; false and false is false.
+            let d = decide_with(
+                policy,
+                with_changes(base.clone(), json!({ "tier": "silver", "vip": "yes" })),
+            );
+            assert_deny(&d, "invalid_claim", "rule:any");
+            let d = decide_with(
+                policy,
+                with_changes(base.clone(), json!({ "tier": "silver" })),
+            );
+            assert_deny(&d, "rule_failed", "rule:any");
+            // all: one false is enough to fail, even beside an undecided one.
+            let d = decide_with(
+                policy,
+                with_changes(base.clone(), json!({ "org": 7, "region": "us" })),
+            );
+            assert_deny(&d, "rule_failed", "rule:all");
+            // all: undecided and true is undecided.
+            let d = decide_with(policy, with_changes(base, json!({ "org": 7 })));
+            assert_deny(&d, "invalid_claim", "rule:all");
+        }
+
+        #[test]
+        fn present_true_and_false_on_null_are_both_undecided() {
+            let policy = r#"
+[[rules]]
+name = "has-x"
+require = { claim = "x", present = true }
+
+[[rules]]
+name = "no-x"
+require = { claim = "x", present = false }
+"#;
+            let d = decide_raw(policy, "x", "null");
+            assert_eq!(
+                failures(&d),
+                [
+                    ("rule:has-x".to_owned(), "invalid_claim".to_owned()),
+                    ("rule:no-x".to_owned(), "invalid_claim".to_owned()),
+                ],
+                "{}",
+                d.explain()
+            );
+            let d = decide_with(policy, json!({ "x": 1 }));
+            assert_deny(&d, "rule_failed", "rule:no-x");
+            let d = decide_with(policy, json!({}));
+            assert_deny(&d, "rule_failed", "rule:has-x");
+        }
+
+        #[test]
+        fn a_type_test_decides_any_type() {
+            let policy = r#"
+[[rules]]
+name = "groups-listed"
+when = { claim = "groups", type = "array" }
+require = { claim = "groups", format = "array", contains = "staff" }
+"#;
+            assert_allow(&decide_with(policy, json!({ "groups": "staff" })));
+            assert_allow(&decide_with(policy, json!({ "groups": ["staff"] })));
+            let d = decide_with(policy, json!({ "groups": ["x"] }));
+            assert_deny(&d, "rule_failed", "rule:groups-listed");
+        }
     }
 }
 

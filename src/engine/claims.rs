@@ -132,123 +132,249 @@ fn quoted(items: &[String]) -> String {
         .join(", ")
 }
 
-/// Checks one constraint. On success, says what held.
-pub(crate) fn check(claims: &Object, c: &Constraint) -> Result<String, Failure> {
-    let Some(value) = lookup(claims, &c.path) else {
-        let must_be_absent = c
-            .tests
-            .iter()
-            .any(|t| matches!(t, ClaimTest::Present(false)));
-        if must_be_absent || c.if_present {
-            return Ok(format!("`{}` is absent", c.path));
+/// How one test, a constraint or a condition came out on a token: three-valued (Kleene) logic.
+/// `False` and `Undecided` say why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Truth {
+    /// It holds.
+    True,
+    /// It does not hold (e.g. the claim is absent, or has another value of the right type).
+    False(String),
+    /// It cannot be decided: the claim is present with a type the test cannot read, or `null`.
+    Undecided(String),
+}
+
+/// The outcome of one test on a present value, and what the test expects (for messages).
+fn test(value: &Json, test: &ClaimTest) -> (Truth, String) {
+    use Truth::{False, True, Undecided};
+    // A definite answer from a comparison, or undecided when the value's type does not fit.
+    let decide = |fits: bool, holds: bool| match (fits, holds) {
+        (false, _) => Undecided(String::new()),
+        (true, true) => True,
+        (true, false) => False(String::new()),
+    };
+    let (truth, expected) = match test {
+        // The type is the question itself: every value answers it.
+        ClaimTest::Type(ty) => (
+            decide(true, has_type(value, *ty)),
+            format!("must be of type {}", ty.as_str()),
+        ),
+        // `null` is neither a value nor an absence: no other test can decide on it.
+        _ if matches!(value, Json::Null) => (Undecided(String::new()), expectation(test)),
+        ClaimTest::Present(true) => (True, expectation(test)),
+        ClaimTest::Present(false) => (False(String::new()), expectation(test)),
+        ClaimTest::Equals(l) => (
+            decide(same_type(value, l), equals(value, l)),
+            expectation(test),
+        ),
+        ClaimTest::OneOf(ls) => {
+            let comparable: Vec<&Literal> = ls.iter().filter(|l| same_type(value, l)).collect();
+            (
+                decide(
+                    !comparable.is_empty(),
+                    comparable.iter().any(|l| equals(value, l)),
+                ),
+                expectation(test),
+            )
         }
-        return Err(Failure {
-            reason: Reason::MissingClaim,
-            expected: format!("claim `{}`", c.path),
-            observed: "absent".into(),
-            detail: format!("`{}` is required", c.path),
-        });
-    };
-    let fail = |expected: String| Failure {
-        reason: Reason::InvalidClaim,
-        detail: format!("`{}` {expected}", c.path),
-        expected,
-        observed: show(value),
-    };
-    for test in &c.tests {
-        match test {
-            ClaimTest::Present(true) if matches!(value, Json::Null) => {
-                return Err(fail("must have a value, not null".into()));
-            }
-            ClaimTest::Present(true) => {}
-            ClaimTest::Present(false) => return Err(fail("must be absent".into())),
-            ClaimTest::Equals(l) => {
-                if !equals(value, l) {
-                    return Err(fail(format!("must equal {l}")));
-                }
-            }
-            ClaimTest::OneOf(ls) => {
-                if !ls.iter().any(|l| equals(value, l)) {
-                    return Err(fail(format!("must be one of {}", list(ls))));
-                }
-            }
-            ClaimTest::Prefix(p) => {
-                if !value.as_str().is_some_and(|s| s.starts_with(p.as_str())) {
-                    return Err(fail(format!("must be a string starting with `{p}`")));
-                }
-            }
-            ClaimTest::Suffix(p) => {
-                if !value.as_str().is_some_and(|s| s.ends_with(p.as_str())) {
-                    return Err(fail(format!("must be a string ending with `{p}`")));
-                }
-            }
-            ClaimTest::Regex(p) => {
-                if !value.as_str().is_some_and(|s| p.is_match(s)) {
-                    return Err(fail(format!("must be a string matching `{}`", p.as_str())));
-                }
-            }
-            ClaimTest::Contains(want, format) => {
-                let have = values(value, *format).map_err(fail)?;
-                if !have.contains(&want.as_str()) {
-                    return Err(fail(format!("must contain `{want}`")));
-                }
-            }
-            ClaimTest::ContainsAny(wants, format) => {
-                let have = values(value, *format).map_err(fail)?;
-                if !wants.iter().any(|w| have.contains(&w.as_str())) {
-                    return Err(fail(format!("must contain one of {}", quoted(wants))));
-                }
-            }
-            ClaimTest::ContainsAll(wants, format) => {
-                let have = values(value, *format).map_err(fail)?;
+        ClaimTest::Prefix(p) => (
+            decide(
+                value.as_str().is_some(),
+                value.as_str().is_some_and(|s| s.starts_with(p.as_str())),
+            ),
+            expectation(test),
+        ),
+        ClaimTest::Suffix(p) => (
+            decide(
+                value.as_str().is_some(),
+                value.as_str().is_some_and(|s| s.ends_with(p.as_str())),
+            ),
+            expectation(test),
+        ),
+        ClaimTest::Regex(p) => (
+            decide(
+                value.as_str().is_some(),
+                value.as_str().is_some_and(|s| p.is_match(s)),
+            ),
+            expectation(test),
+        ),
+        ClaimTest::Contains(want, format) => match values(value, *format) {
+            Ok(have) => (
+                decide(true, have.contains(&want.as_str())),
+                expectation(test),
+            ),
+            Err(why) => (Undecided(why.clone()), why),
+        },
+        ClaimTest::ContainsAny(wants, format) => match values(value, *format) {
+            Ok(have) => (
+                decide(true, wants.iter().any(|w| have.contains(&w.as_str()))),
+                expectation(test),
+            ),
+            Err(why) => (Undecided(why.clone()), why),
+        },
+        ClaimTest::ContainsAll(wants, format) => match values(value, *format) {
+            Ok(have) => {
                 let missing: Vec<String> = wants
                     .iter()
                     .filter(|w| !have.contains(&w.as_str()))
                     .cloned()
                     .collect();
-                if !missing.is_empty() {
-                    return Err(fail(format!(
+                let expected = if missing.is_empty() {
+                    expectation(test)
+                } else {
+                    format!(
                         "must contain all of {} (missing {})",
                         quoted(wants),
                         quoted(&missing)
-                    )));
-                }
+                    )
+                };
+                (decide(true, missing.is_empty()), expected)
             }
-            ClaimTest::Type(ty) => {
-                if !has_type(value, *ty) {
-                    return Err(fail(format!("must be of type {}", ty.as_str())));
-                }
+            Err(why) => (Undecided(why.clone()), why),
+        },
+    };
+    (truth, expected)
+}
+
+/// What a test expects, as the end of "`path` …".
+fn expectation(test: &ClaimTest) -> String {
+    match test {
+        ClaimTest::Present(true) => "must have a value, not null".into(),
+        ClaimTest::Present(false) => "must be absent".into(),
+        ClaimTest::Equals(l) => format!("must equal {l}"),
+        ClaimTest::OneOf(ls) => format!("must be one of {}", list(ls)),
+        ClaimTest::Prefix(p) => format!("must be a string starting with `{p}`"),
+        ClaimTest::Suffix(p) => format!("must be a string ending with `{p}`"),
+        ClaimTest::Regex(p) => format!("must be a string matching `{}`", p.as_str()),
+        ClaimTest::Contains(want, _) => format!("must contain `{want}`"),
+        ClaimTest::ContainsAny(wants, _) => format!("must contain one of {}", quoted(wants)),
+        ClaimTest::ContainsAll(wants, _) => format!("must contain all of {}", quoted(wants)),
+        ClaimTest::Type(ty) => format!("must be of type {}", ty.as_str()),
+    }
+}
+
+/// Whether a claim value has the JSON type of a literal, so that comparing them decides.
+fn same_type(value: &Json, literal: &Literal) -> bool {
+    matches!(
+        (value, literal),
+        (Json::String(_), Literal::String(_))
+            | (Json::Number(_), Literal::Number(_))
+            | (Json::Bool(_), Literal::Bool(_))
+    )
+}
+
+/// A constraint on the claims: `Truth::True`, or the first test that did not hold (a false one
+/// before an undecided one: Kleene `and`), with what it expected and the claim's value.
+fn evaluate<'a>(claims: &'a Object, c: &Constraint) -> Evaluated<'a> {
+    let Some(value) = lookup(claims, &c.path) else {
+        let must_be_absent = c
+            .tests
+            .iter()
+            .any(|t| matches!(t, ClaimTest::Present(false)));
+        return if must_be_absent || c.if_present {
+            Evaluated::Absent(true)
+        } else {
+            Evaluated::Absent(false)
+        };
+    };
+    let mut undecided = None;
+    for t in &c.tests {
+        match test(value, t) {
+            (Truth::True, _) => {}
+            (Truth::False(_), expected) => {
+                return Evaluated::Present(value, Some((false, expected)));
+            }
+            (Truth::Undecided(_), expected) => {
+                undecided.get_or_insert((true, expected));
             }
         }
     }
-    Ok(format!("`{}` is {}", c.path, show(value)))
+    Evaluated::Present(value, undecided)
 }
 
-/// Evaluates a rule condition; on failure, explains which part did not hold.
-pub(crate) fn holds(claims: &Object, condition: &Condition) -> Result<(), String> {
-    match condition {
-        Condition::Claim(c) => check(claims, c).map(|_| ()).map_err(|f| match f.reason {
-            Reason::MissingClaim => format!("`{}` is absent", c.path),
-            _ => format!("{} (it is {})", f.detail, f.observed),
+/// What [`evaluate`] found: an absent claim (and whether that passes), or a present value and,
+/// if a test did not hold, whether it was undecided and what it expected.
+enum Evaluated<'a> {
+    Absent(bool),
+    Present(&'a Json, Option<(bool, String)>),
+}
+
+/// Checks one constraint of `[claims]`. On success, says what held. A test that does not hold,
+/// or cannot be decided (another type, `null`), fails with `invalid_claim`.
+pub(crate) fn check(claims: &Object, c: &Constraint) -> Result<String, Failure> {
+    match evaluate(claims, c) {
+        Evaluated::Absent(true) => Ok(format!("`{}` is absent", c.path)),
+        Evaluated::Absent(false) => Err(Failure {
+            reason: Reason::MissingClaim,
+            expected: format!("claim `{}`", c.path),
+            observed: "absent".into(),
+            detail: format!("`{}` is required", c.path),
         }),
-        Condition::All(list) => list.iter().try_for_each(|c| holds(claims, c)),
-        Condition::Any(list) => {
-            let mut why = Vec::new();
+        Evaluated::Present(value, None) => Ok(format!("`{}` is {}", c.path, show(value))),
+        Evaluated::Present(value, Some((_, expected))) => Err(Failure {
+            reason: Reason::InvalidClaim,
+            detail: format!("`{}` {expected}", c.path),
+            expected,
+            observed: show(value),
+        }),
+    }
+}
+
+/// Evaluates a rule condition in three-valued logic; says why when it is not true.
+pub(crate) fn holds(claims: &Object, condition: &Condition) -> Truth {
+    match condition {
+        Condition::Claim(c) => match evaluate(claims, c) {
+            Evaluated::Absent(true) | Evaluated::Present(_, None) => Truth::True,
+            Evaluated::Absent(false) => Truth::False(format!("`{}` is absent", c.path)),
+            Evaluated::Present(value, Some((false, expected))) => {
+                Truth::False(format!("`{}` {expected} (it is {})", c.path, show(value)))
+            }
+            Evaluated::Present(value, Some((true, expected))) => Truth::Undecided(format!(
+                "`{}` {expected}, but it is {}: undecided",
+                c.path,
+                a(value)
+            )),
+        },
+        Condition::All(list) => {
+            let mut undecided = None;
             for c in list {
                 match holds(claims, c) {
-                    Ok(()) => return Ok(()),
-                    Err(e) => why.push(e),
+                    Truth::True => {}
+                    f @ Truth::False(_) => return f,
+                    u @ Truth::Undecided(_) => {
+                        undecided.get_or_insert(u);
+                    }
                 }
             }
-            Err(format!(
+            undecided.unwrap_or(Truth::True)
+        }
+        Condition::Any(list) => {
+            let (mut why, mut undecided) = (Vec::new(), false);
+            for c in list {
+                match holds(claims, c) {
+                    Truth::True => return Truth::True,
+                    Truth::False(e) => why.push(e),
+                    Truth::Undecided(e) => {
+                        undecided = true;
+                        why.push(e);
+                    }
+                }
+            }
+            let why = format!(
                 "none of {} alternatives held: {}",
                 list.len(),
                 why.join("; ")
-            ))
+            );
+            if undecided {
+                Truth::Undecided(why)
+            } else {
+                Truth::False(why)
+            }
         }
         Condition::Not(inner) => match holds(claims, inner) {
-            Ok(()) => Err(format!("must not hold: {}", describe(inner))),
-            Err(_) => Ok(()),
+            Truth::True => Truth::False(format!("must not hold: {}", describe(inner))),
+            Truth::False(_) => Truth::True,
+            undecided @ Truth::Undecided(_) => undecided,
         },
     }
 }

@@ -6,14 +6,15 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use super::claims::Truth;
 use super::decision::{Check, Decision, Outcome, Principal, Reason, Verdict};
 use super::{
     CompiledIssuer, Failure, Inner, Step, UnixTime, audience, claims, client_id, header, scopes,
     time,
 };
 use crate::jwks::{KeyError, KeySet, SelectError};
-use crate::policy::{Audience, Presence};
-use crate::token::json::Json;
+use crate::policy::{Audience, Presence, Rule};
+use crate::token::json::{Json, Object};
 use crate::token::{self, TokenError, UnverifiedToken, VerifiedToken};
 
 /// The checks every engine may report, in order (claim, constraint and rule checks come after
@@ -496,25 +497,7 @@ impl<'e> Run<'e> {
             self.record(name.clone(), claims::check(claims, constraint).into());
         }
         for (rule, name) in policy.rules.iter().zip(&inner.names.rules) {
-            let step = match rule.when.as_ref().map(|w| claims::holds(claims, w)) {
-                Some(Err(why)) => Step::Pass(format!("does not apply: {why}")),
-                Some(Ok(())) | None => match claims::holds(claims, &rule.require) {
-                    Ok(()) => Step::Pass(match &rule.description {
-                        Some(d) => format!("holds: {d}"),
-                        None => "holds".into(),
-                    }),
-                    Err(why) => Step::Fail(Failure {
-                        reason: Reason::RuleFailed,
-                        expected: rule
-                            .description
-                            .clone()
-                            .unwrap_or_else(|| format!("rule `{}` to hold", rule.name)),
-                        observed: why.clone(),
-                        detail: format!("rule `{}` failed: {why}", rule.name),
-                    }),
-                },
-            };
-            self.record(name.clone(), step);
+            self.record(name.clone(), rule_step(rule, claims));
         }
         let mut skipped = Vec::new();
         match scopes::granted(claims, &policy.scopes, &mut skipped) {
@@ -615,4 +598,51 @@ fn replicated_claims(token: &VerifiedToken) -> Option<Step> {
             copied.join(", ")
         ))
     })
+}
+
+/// A rule: when `when` holds (or there is none), `require` must hold. Conditions are
+/// three-valued: a `when` that does not hold makes the rule not apply; one that cannot be
+/// decided (a claim of another type, or `null`) does not let the rule off, so `require` must
+/// then hold. A `require` that cannot be decided denies as a malformed claim (`invalid_claim`),
+/// one that does not hold as `rule_failed`.
+fn rule_step(rule: &Rule, claims: &Object) -> Step {
+    let when = rule.when.as_ref().map(|w| claims::holds(claims, w));
+    if let Some(Truth::False(why)) = &when {
+        return Step::Pass(format!("does not apply: {why}"));
+    }
+    let expected = || {
+        rule.description
+            .clone()
+            .unwrap_or_else(|| format!("rule `{}` to hold", rule.name))
+    };
+    let name = &rule.name;
+    match (claims::holds(claims, &rule.require), when) {
+        (Truth::True, Some(Truth::Undecided(why))) => {
+            Step::Pass(format!("holds (whether it applies is undecided: {why})"))
+        }
+        (Truth::True, _) => Step::Pass(match &rule.description {
+            Some(d) => format!("holds: {d}"),
+            None => "holds".into(),
+        }),
+        (Truth::False(why), Some(Truth::Undecided(when))) => Step::Fail(Failure {
+            reason: Reason::InvalidClaim,
+            expected: expected(),
+            observed: format!("{when}; and {why}"),
+            detail: format!(
+                "rule `{name}` cannot tell whether it applies ({when}), and its `require` does not hold: {why}"
+            ),
+        }),
+        (Truth::False(why), _) => Step::Fail(Failure {
+            reason: Reason::RuleFailed,
+            expected: expected(),
+            observed: why.clone(),
+            detail: format!("rule `{name}` failed: {why}"),
+        }),
+        (Truth::Undecided(why), _) => Step::Fail(Failure {
+            reason: Reason::InvalidClaim,
+            expected: expected(),
+            observed: why.clone(),
+            detail: format!("rule `{name}` cannot be decided: {why}"),
+        }),
+    }
 }

@@ -415,11 +415,12 @@ fn rules(r: &mut Reader, policy: &Policy) {
     }
 }
 
-/// Why a condition can never hold, if it obviously cannot.
+/// Why a condition can never hold, if it obviously cannot. (Empty `all` and `any` lists are
+/// errors, so they never reach here.) Conditions are three-valued, so `not` of a condition that
+/// never holds may still be undecided, and nothing is said about `not`.
 fn never_holds(c: &Condition) -> Option<String> {
     match c {
         Condition::Claim(c) => constraint_never_holds(c),
-        Condition::Any(list) if list.is_empty() => Some("an empty `any`".into()),
         Condition::Any(list) => {
             let reasons: Option<Vec<String>> = list.iter().map(never_holds).collect();
             reasons.map(|r| r.join("; "))
@@ -434,18 +435,7 @@ fn never_holds(c: &Condition) -> Option<String> {
                 .next()
                 .map(|(_, why)| why)
         }),
-        Condition::Not(inner) => {
-            always_holds(inner).then(|| "`not` of a condition that always holds".into())
-        }
-    }
-}
-
-fn always_holds(c: &Condition) -> bool {
-    match c {
-        Condition::All(list) => list.iter().all(always_holds),
-        Condition::Any(list) => list.iter().any(always_holds),
-        Condition::Not(inner) => never_holds(inner).is_some(),
-        Condition::Claim(_) => false,
+        Condition::Not(_) => None,
     }
 }
 

@@ -1498,7 +1498,23 @@ fn read_condition(r: &mut Reader, v: &Value<'_>, name: &str, depth: usize) -> Op
                 "not" => read_condition(r, value, &format!("{name}.not"), depth + 1)
                     .map(|c| Condition::Not(Box::new(c))),
                 list => {
-                    let items = r.array(value, &format!("{name}.{list}"))?;
+                    let what = format!("{name}.{list}");
+                    let items = r.array(value, &what)?;
+                    if items.is_empty() {
+                        // Like an empty `one_of` or `contains_all`: a condition that says nothing.
+                        let effect = if list == "all" {
+                            "always holds"
+                        } else {
+                            "never holds"
+                        };
+                        r.error(
+                            DiagnosticKind::InvalidValue,
+                            value.span(),
+                            format!("`{what}` is empty, so the condition {effect}"),
+                            "list at least one condition, or remove it",
+                        );
+                        return None;
+                    }
                     let read: Vec<_> = items
                         .iter()
                         .enumerate()
