@@ -67,11 +67,15 @@ pub enum DiagnosticKind {
     UnusedVariable,
     /// Lint: an audience alternative that repeats, or is shadowed by, an earlier one.
     RedundantAudience,
+    /// Lint: a `prefix` that is a bare origin (no `/` after the host), so other hosts match too.
+    OriginPrefix,
+    /// Lint: a `suffix` that is a bare domain (no `.` or `@` before it), so other domains match.
+    DomainSuffix,
 }
 
 impl DiagnosticKind {
     /// Every kind, errors first, then lints.
-    pub const ALL: [DiagnosticKind; 25] = [
+    pub const ALL: [DiagnosticKind; 27] = [
         Self::Syntax,
         Self::Io,
         Self::UnknownKey,
@@ -97,6 +101,8 @@ impl DiagnosticKind {
         Self::UnsatisfiableRule,
         Self::UnusedVariable,
         Self::RedundantAudience,
+        Self::OriginPrefix,
+        Self::DomainSuffix,
     ];
 
     /// Whether this kind is a lint (reported as a warning) rather than an error.
@@ -115,6 +121,8 @@ impl DiagnosticKind {
                 | Self::UnsatisfiableRule
                 | Self::UnusedVariable
                 | Self::RedundantAudience
+                | Self::OriginPrefix
+                | Self::DomainSuffix
         )
     }
 
@@ -146,6 +154,8 @@ impl DiagnosticKind {
             Self::UnsatisfiableRule => "unsatisfiable-rule",
             Self::UnusedVariable => "unused-variable",
             Self::RedundantAudience => "redundant-audience",
+            Self::OriginPrefix => "origin-prefix",
+            Self::DomainSuffix => "domain-suffix",
         }
     }
 }

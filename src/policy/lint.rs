@@ -19,6 +19,7 @@ pub(crate) fn lint(r: &mut Reader, policy: &Policy) {
     audience(r, policy);
     keys(r, policy);
     regexes(r, policy);
+    affixes(r, policy);
     rules(r, policy);
 }
 
@@ -263,6 +264,82 @@ fn redundant_audiences(r: &mut Reader, audience: &AudienceRule) {
             help,
         );
     }
+}
+
+/// The constraints whose tests must hold for a token to pass: those of `[claims]`, and those in
+/// a rule's `require` under an even number of `not`s. (What `when` says only decides whether a
+/// rule applies; a test under `not` must fail, so a looser one is stricter.)
+fn asserted(policy: &Policy) -> Vec<&Constraint> {
+    fn walk<'p>(c: &'p Condition, positive: bool, out: &mut Vec<&'p Constraint>) {
+        match c {
+            Condition::Claim(c) if positive => out.push(c),
+            Condition::Claim(_) => {}
+            Condition::All(list) | Condition::Any(list) => {
+                for c in list {
+                    walk(c, positive, out);
+                }
+            }
+            Condition::Not(inner) => walk(inner, !positive, out),
+        }
+    }
+    let mut out: Vec<&Constraint> = policy.constraints.iter().collect();
+    for rule in &policy.rules {
+        walk(&rule.require, true, &mut out);
+    }
+    out
+}
+
+/// A `prefix` that ends at an origin's host also matches other hosts
+/// (`https://acme.example.com.evil.net/`, `https://acme.example.com@evil.net/`), and a `suffix`
+/// that starts with a bare domain also matches other domains (`evilexample.com`).
+fn affixes(r: &mut Reader, policy: &Policy) {
+    for c in asserted(policy) {
+        for test in &c.tests {
+            match test {
+                ClaimTest::Prefix(p) if is_bare_origin(p) => r.warn(
+                    DiagnosticKind::OriginPrefix,
+                    c.span.clone(),
+                    format!(
+                        "prefix `{p}` of `{}` also matches `{p}.evil.example/` and `{p}@evil.example/`",
+                        c.path
+                    ),
+                    format!("end the origin with `/`: `prefix = \"{p}/\"` (or, for the origin alone, `equals`)"),
+                ),
+                ClaimTest::Suffix(s) if is_bare_domain(s) => r.warn(
+                    DiagnosticKind::DomainSuffix,
+                    c.span.clone(),
+                    format!("suffix `{s}` of `{}` also matches `evil{s}`", c.path),
+                    format!(
+                        "start it where the domain starts: `suffix = \"@{s}\"` (an email address), `suffix = \".{s}\"` (a subdomain), or `equals = \"{s}\"`"
+                    ),
+                ),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `scheme://host[:port]` with nothing after it: where the host name ends is left open.
+fn is_bare_origin(prefix: &str) -> bool {
+    let Some((scheme, rest)) = prefix.split_once("://") else {
+        return false;
+    };
+    !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        && !rest.is_empty()
+        && !rest.contains(['/', '?', '#'])
+}
+
+/// `example.com`: dot-separated labels of letters, digits and `-`, at least two, with nothing
+/// before the first that would mark where the domain starts.
+fn is_bare_domain(suffix: &str) -> bool {
+    let labels: Vec<&str> = suffix.split('.').collect();
+    labels.len() >= 2
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
 /// A regex that must match, not anchored at both ends, accepts values that merely contain a match.
@@ -518,6 +595,39 @@ fn same_literal(a: &Literal, b: &Literal) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_origins_and_domains() {
+        for origin in [
+            "https://acme.example.com",
+            "https://acme.example.com:8443",
+            "http://localhost",
+        ] {
+            assert!(is_bare_origin(origin), "{origin}");
+        }
+        for not_bare in [
+            "https://acme.example.com/",
+            "https://acme.example.com/orgs",
+            "https://a.example?x",
+            "acme.example.com",
+            "urn:example:x",
+            "https://",
+        ] {
+            assert!(!is_bare_origin(not_bare), "{not_bare}");
+        }
+        for domain in ["example.com", "mail.example.co.uk", "x-1.example"] {
+            assert!(is_bare_domain(domain), "{domain}");
+        }
+        for not_bare in [
+            ".example.com",
+            "@example.com",
+            "example",
+            "a..b",
+            "user@x.com",
+        ] {
+            assert!(!is_bare_domain(not_bare), "{not_bare}");
+        }
+    }
 
     #[test]
     fn anchoring() {
