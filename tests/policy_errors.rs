@@ -769,3 +769,117 @@ fn a_duplicate_key_is_named() {
     let d = err.errors().next().unwrap();
     assert!(d.message.contains("`url`"), "{}", err.source().render(d));
 }
+
+// ---- Diagnostics that point at the real problem ----
+
+/// The rendering of the only error in `err`.
+fn only_error(err: &PolicyError) -> (&Diagnostic, String) {
+    let errors: Vec<&Diagnostic> = err.errors().collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    (errors[0], err.source().render(errors[0]))
+}
+
+/// Line and column where a diagnostic's span starts.
+fn at(err: &PolicyError, d: &Diagnostic) -> (usize, usize) {
+    err.source().line_col(d.span.clone().unwrap().start)
+}
+
+const ISSUER_AND_AUDIENCE: &str = "[[issuers]]\niss = \"https://abc123.keycard.cloud\"\nalgorithms = [\"ES256\"]\njwks_file = \"../keys.jwks.json\"\n\n[audience]\naccept = [{ value = \"https://mcp.example.com/mcp\" }]\n";
+
+#[test]
+fn an_unclosed_array_is_one_error_at_its_opening_bracket() {
+    let text = "[resource]\nurl = \"https://mcp.example.com/mcp\"\n\n[[issuers]]\n\
+                iss = \"https://abc123.keycard.cloud\"\nalgorithms = [\"RS256\", \"ES256\"\n\
+                jwks_file = \"../keys.jwks.json\"\n\n[audience]\n\
+                accept = [{ value = \"https://mcp.example.com/mcp\" }]\n\n[time]\nleeway = \"30s\"\nexp = \"required\"\n";
+    let err = from_text(text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(d.kind, DiagnosticKind::Syntax, "{rendered}");
+    assert_eq!(at(&err, d), (6, 14), "{rendered}");
+    assert_eq!(d.message, "unclosed array: this `[` is never closed");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add `]` at line 6, column 31, after the array's last value")
+    );
+    assert!(
+        rendered.contains("6 | algorithms = [\"RS256\", \"ES256\"\n  |              ^\n"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn an_unclosed_multi_line_array_is_closed_after_its_last_value_not_in_the_next_header() {
+    let text = "[resource]\nurl = \"https://mcp.example.com/mcp\"\nscopes_supported = [\n  \"mcp:tools\",\n  \"mcp:prompts\",\n\n[time]\nleeway = \"30s\"\n";
+    let err = from_text(text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(at(&err, d), (3, 20), "{rendered}");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add `]` at line 5, column 17, after the array's last value")
+    );
+}
+
+#[test]
+fn an_unclosed_inline_table_is_one_error_at_its_opening_brace() {
+    let text = format!(
+        "[resource]\nurl = \"https://mcp.example.com/mcp\"\n{}\n[time]\nleeway = \"30s\"\n",
+        ISSUER_AND_AUDIENCE.replace("/mcp\" }]", "/mcp\"")
+    );
+    let err = from_text(&text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(at(&err, d), (9, 11), "{rendered}");
+    assert_eq!(d.message, "unclosed inline table: this `{` is never closed");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add `}` at line 9, column 50, after the table's last value")
+    );
+}
+
+#[test]
+fn an_unclosed_array_inside_an_inline_table_is_the_one_reported() {
+    let text = "[resource]\nurl = \"https://mcp.example.com/mcp\"\n[[rules]]\nname = \"r\"\n\
+                require = { claim = \"amr\", contains_any = [\"mfa\", \"otp\" }\n\n[time]\nleeway = \"30s\"\n";
+    let err = from_text(text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(at(&err, d), (5, 43), "{rendered}");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add `]` at line 5, column 56, after the array's last value")
+    );
+}
+
+#[test]
+fn an_unclosed_multi_line_string_is_reported_at_its_opening_quotes() {
+    let text = "[resource]\nurl = \"https://mcp.example.com/mcp\"\n[[rules]]\nname = \"r\"\n\
+                description = \"\"\"Admins only.\n\n[time]\nleeway = \"30s\"\n";
+    let err = from_text(text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(at(&err, d), (5, 15), "{rendered}");
+    assert_eq!(
+        d.message,
+        "unclosed multi-line string: this `\"\"\"` is never closed"
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add `\"\"\"` where the string ends")
+    );
+}
+
+#[test]
+fn syntax_errors_before_an_unclosed_array_are_still_reported() {
+    let text = "[time]\nleeway = 30s\n\n[resource]\nurl = \"https://mcp.example.com/mcp\"\n\
+                scopes_supported = [\"mcp:tools\"\n\n[audience]\naccept = []\n";
+    let err = from_text(text).unwrap_err();
+    let lines: Vec<(usize, usize)> = err.errors().map(|d| at(&err, d)).collect();
+    assert_eq!(codes(err.errors()), ["syntax", "syntax"], "{err}");
+    assert_eq!(lines, [(2, 10), (6, 20)], "{err}");
+}
+
+#[test]
+fn cascading_syntax_errors_on_one_line_are_reported_once() {
+    let text = "[resource]\nurl = \"https://mcp.example.com/mcp\"\n[time]\nx = { b = 1 c = 2 }\n";
+    let err = from_text(text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(d.kind, DiagnosticKind::Syntax, "{rendered}");
+    assert_eq!(at(&err, d).0, 4, "{rendered}");
+}

@@ -10,6 +10,7 @@ mod lint;
 mod model;
 mod parse;
 mod reader;
+mod syntax;
 
 use std::path::Path;
 use std::sync::Arc;
