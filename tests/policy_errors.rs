@@ -883,3 +883,60 @@ fn cascading_syntax_errors_on_one_line_are_reported_once() {
     assert_eq!(d.kind, DiagnosticKind::Syntax, "{rendered}");
     assert_eq!(at(&err, d).0, 4, "{rendered}");
 }
+
+#[test]
+fn a_string_where_an_array_item_table_is_expected_names_the_item() {
+    let text = format!(
+        "[resource]\nurl = \"https://mcp.example.com/mcp\"\n{}",
+        ISSUER_AND_AUDIENCE.replace(
+            "[{ value = \"https://mcp.example.com/mcp\" }]",
+            "[\"https://mcp.example.com/mcp\"]"
+        )
+    );
+    let err = from_text(&text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(d.kind, DiagnosticKind::WrongType, "{rendered}");
+    assert_eq!(
+        d.message,
+        "`audience.accept[0]` must be a table, found a string"
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some(
+            "write each item of `audience.accept` as an inline table: `{ value = \"https://mcp.example.com/mcp\" }`"
+        )
+    );
+}
+
+#[test]
+fn a_string_where_an_issuer_table_is_expected_suggests_an_array_of_tables() {
+    let text = "issuers = [\"https://abc123.keycard.cloud\"]\n[resource]\nurl = \"https://mcp.example.com/mcp\"\n[audience]\naccept = [{ value = \"https://mcp.example.com/mcp\" }]\n";
+    let err = from_text(text).unwrap_err();
+    let d = err
+        .errors()
+        .find(|d| d.kind == DiagnosticKind::WrongType)
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(d.message, "`issuers[0]` must be a table, found a string");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("write each item of `issuers` as a `[[issuers]]` table")
+    );
+}
+
+#[test]
+fn a_string_where_a_condition_table_is_expected_suggests_an_inline_table() {
+    let text = format!(
+        "[resource]\nurl = \"https://mcp.example.com/mcp\"\n{ISSUER_AND_AUDIENCE}\n[[rules]]\nname = \"r\"\nrequire = \"amr\"\n"
+    );
+    let err = from_text(&text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(
+        d.message,
+        "`rules[0].require` must be a table, found a string"
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some("write it as an inline table: `require = { ... }`"),
+        "{rendered}"
+    );
+}
