@@ -940,3 +940,88 @@ fn a_string_where_a_condition_table_is_expected_suggests_an_inline_table() {
         "{rendered}"
     );
 }
+
+#[test]
+fn tabs_before_a_span_do_not_misalign_the_caret() {
+    let text = "[resource]\nurl = \"https://mcp.example.com/mcp\"\n[time]\n\tleway = 1\n";
+    let err = from_text(text).unwrap_err();
+    let d = err
+        .errors()
+        .find(|d| d.kind == DiagnosticKind::UnknownKey)
+        .unwrap_or_else(|| panic!("{err}"));
+    let rendered = err.source().render(d);
+    // The location is in characters; the shown line and its carets use the same display columns.
+    assert!(rendered.contains("--> p.toml:4:2\n"), "{rendered}");
+    assert!(
+        rendered.contains("4 |     leway = 1\n  |     ^^^^^\n"),
+        "{rendered}"
+    );
+}
+
+/// The display column of `needle` in `line`, counting `…` as one column.
+fn column_of(line: &str, needle: &str) -> usize {
+    let byte = line
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in {line:?}"));
+    line[..byte].chars().count()
+}
+
+#[test]
+fn a_very_long_line_is_shown_as_a_window_around_the_span() {
+    let long = "A".repeat(5000);
+    let text = format!(
+        "[resource]\nurl = \"https://mcp.example.com/mcp\"\n[audience]\n\
+         accept = [{{ value = \"https://mcp.example.com/mcp\", resource = \"{long}\", resorce = \"x\" }}]\n"
+    );
+    let err = from_text(&text).unwrap_err();
+    let d = err
+        .errors()
+        .find(|d| d.kind == DiagnosticKind::UnknownKey)
+        .unwrap_or_else(|| panic!("{err}"));
+    let rendered = err.source().render(d);
+    let (_, col) = at(&err, d);
+    assert!(
+        rendered.contains(&format!("--> p.toml:4:{col}\n")),
+        "{rendered}"
+    );
+    let lines: Vec<&str> = rendered.lines().collect();
+    let (source, carets) = (lines[3], lines[4]);
+    assert!(source.starts_with("4 | …AAA"), "{source}");
+    assert!(source.ends_with("resorce = \"x\" }]"), "{source}");
+    assert!(source.chars().count() <= 110, "{source}");
+    assert_eq!(
+        column_of(carets, "^"),
+        column_of(source, "resorce"),
+        "{rendered}"
+    );
+    assert!(carets.ends_with(" ^^^^^^^"), "{rendered}");
+}
+
+#[test]
+fn a_very_long_span_is_cut_at_the_window_edge() {
+    let long = "A".repeat(5000);
+    let text = format!(
+        "[resource]\nurl = \"https://mcp.example.com/mcp\"\nscopes_supported = \"{long}\"\n"
+    );
+    let err = from_text(&text).unwrap_err();
+    let d = err
+        .errors()
+        .find(|d| d.kind == DiagnosticKind::WrongType)
+        .unwrap_or_else(|| panic!("{err}"));
+    let rendered = err.source().render(d);
+    let lines: Vec<&str> = rendered.lines().collect();
+    let (source, carets) = (lines[3], lines[4]);
+    assert!(
+        source.starts_with("3 | scopes_supported = \"AAA"),
+        "{source}"
+    );
+    assert!(source.ends_with("AAA…"), "{source}");
+    assert!(source.chars().count() <= 110, "{source}");
+    // Carets from the opening quote to the last shown column.
+    assert_eq!(column_of(carets, "^"), column_of(source, "\"AAA"));
+    assert_eq!(
+        carets.chars().count(),
+        source.chars().count() - 1,
+        "{rendered}"
+    );
+}
