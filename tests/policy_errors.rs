@@ -958,6 +958,39 @@ fn tabs_before_a_span_do_not_misalign_the_caret() {
     );
 }
 
+#[test]
+fn a_non_utf8_policy_names_the_line_and_column_of_the_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        b"[resource]\nurl = \"https://mcp.example.com/\xffmcp\"\n[time]\nleeway = \"30s\"\n",
+    )
+    .unwrap();
+    let err = Policy::from_file(&path).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(d.kind, DiagnosticKind::Io, "{rendered}");
+    assert_eq!(
+        d.message,
+        format!(
+            "policy `{}` is not UTF-8: invalid byte 0xff at line 2, column 32",
+            path.display()
+        )
+    );
+    assert_eq!(d.help.as_deref(), Some("save the policy as UTF-8"));
+    assert!(
+        rendered.contains(&format!("--> {}:2:32\n", path.display())),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains(&format!(
+            "2 | url = \"https://mcp.example.com/\u{fffd}mcp\"\n  | {}^\n",
+            " ".repeat(31)
+        )),
+        "{rendered}"
+    );
+}
+
 /// The display column of `needle` in `line`, counting `…` as one column.
 fn column_of(line: &str, needle: &str) -> usize {
     let byte = line
