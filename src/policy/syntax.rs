@@ -34,7 +34,8 @@ const MAX_NESTING: u32 = 80;
 struct Unclosed {
     /// `[`, `{`, `"""` or `'''`.
     open: Range<usize>,
-    /// Where the parser gave up looking for the close: the end of the last value in the file.
+    /// Where the parser gave up looking for the close: the end of the file's last value (or of
+    /// the file, for a string).
     end: usize,
     what: Region,
 }
@@ -75,8 +76,8 @@ pub(super) fn diagnostics(source: &SourceFile, errors: &[toml::de::Error]) -> Ve
         if covered_until.is_some_and(|end| at <= end) {
             continue;
         }
-        // The innermost never-closed array or table this error is in: the one whose missing
-        // close made the parser misread what follows.
+        // The innermost never-closed array, table or string this error is in: the one whose
+        // missing close made the parser misread what follows.
         let regions = || {
             unclosed
                 .iter()
