@@ -769,3 +769,292 @@ fn a_duplicate_key_is_named() {
     let d = err.errors().next().unwrap();
     assert!(d.message.contains("`url`"), "{}", err.source().render(d));
 }
+
+// ---- Diagnostics that point at the real problem ----
+
+/// The rendering of the only error in `err`.
+fn only_error(err: &PolicyError) -> (&Diagnostic, String) {
+    let errors: Vec<&Diagnostic> = err.errors().collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    (errors[0], err.source().render(errors[0]))
+}
+
+/// Line and column where a diagnostic's span starts.
+fn at(err: &PolicyError, d: &Diagnostic) -> (usize, usize) {
+    err.source().line_col(d.span.clone().unwrap().start)
+}
+
+const ISSUER_AND_AUDIENCE: &str = "[[issuers]]\niss = \"https://abc123.keycard.cloud\"\nalgorithms = [\"ES256\"]\njwks_file = \"../keys.jwks.json\"\n\n[audience]\naccept = [{ value = \"https://mcp.example.com/mcp\" }]\n";
+
+#[test]
+fn an_unclosed_array_is_one_error_at_its_opening_bracket() {
+    let text = "[resource]\nurl = \"https://mcp.example.com/mcp\"\n\n[[issuers]]\n\
+                iss = \"https://abc123.keycard.cloud\"\nalgorithms = [\"RS256\", \"ES256\"\n\
+                jwks_file = \"../keys.jwks.json\"\n\n[audience]\n\
+                accept = [{ value = \"https://mcp.example.com/mcp\" }]\n\n[time]\nleeway = \"30s\"\nexp = \"required\"\n";
+    let err = from_text(text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(d.kind, DiagnosticKind::Syntax, "{rendered}");
+    assert_eq!(at(&err, d), (6, 14), "{rendered}");
+    assert_eq!(d.message, "unclosed array: this `[` is never closed");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add `]` at line 6, column 31, after the array's last value")
+    );
+    assert!(
+        rendered.contains("6 | algorithms = [\"RS256\", \"ES256\"\n  |              ^\n"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn an_unclosed_multi_line_array_is_closed_after_its_last_value_not_in_the_next_header() {
+    let text = "[resource]\nurl = \"https://mcp.example.com/mcp\"\nscopes_supported = [\n  \"mcp:tools\",\n  \"mcp:prompts\",\n\n[time]\nleeway = \"30s\"\n";
+    let err = from_text(text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(at(&err, d), (3, 20), "{rendered}");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add `]` at line 5, column 17, after the array's last value")
+    );
+}
+
+#[test]
+fn an_unclosed_inline_table_is_one_error_at_its_opening_brace() {
+    let text = format!(
+        "[resource]\nurl = \"https://mcp.example.com/mcp\"\n{}\n[time]\nleeway = \"30s\"\n",
+        ISSUER_AND_AUDIENCE.replace("/mcp\" }]", "/mcp\"")
+    );
+    let err = from_text(&text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(at(&err, d), (9, 11), "{rendered}");
+    assert_eq!(d.message, "unclosed inline table: this `{` is never closed");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add `}` at line 9, column 50, after the table's last value")
+    );
+}
+
+#[test]
+fn an_unclosed_array_inside_an_inline_table_is_the_one_reported() {
+    let text = "[resource]\nurl = \"https://mcp.example.com/mcp\"\n[[rules]]\nname = \"r\"\n\
+                require = { claim = \"amr\", contains_any = [\"mfa\", \"otp\" }\n\n[time]\nleeway = \"30s\"\n";
+    let err = from_text(text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(at(&err, d), (5, 43), "{rendered}");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add `]` at line 5, column 56, after the array's last value")
+    );
+}
+
+#[test]
+fn an_unclosed_multi_line_string_is_reported_at_its_opening_quotes() {
+    let text = "[resource]\nurl = \"https://mcp.example.com/mcp\"\n[[rules]]\nname = \"r\"\n\
+                description = \"\"\"Admins only.\n\n[time]\nleeway = \"30s\"\n";
+    let err = from_text(text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(at(&err, d), (5, 15), "{rendered}");
+    assert_eq!(
+        d.message,
+        "unclosed multi-line string: this `\"\"\"` is never closed"
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add `\"\"\"` where the string ends")
+    );
+}
+
+#[test]
+fn syntax_errors_before_an_unclosed_array_are_still_reported() {
+    let text = "[time]\nleeway = 30s\n\n[resource]\nurl = \"https://mcp.example.com/mcp\"\n\
+                scopes_supported = [\"mcp:tools\"\n\n[audience]\naccept = []\n";
+    let err = from_text(text).unwrap_err();
+    let lines: Vec<(usize, usize)> = err.errors().map(|d| at(&err, d)).collect();
+    assert_eq!(codes(err.errors()), ["syntax", "syntax"], "{err}");
+    assert_eq!(lines, [(2, 10), (6, 20)], "{err}");
+}
+
+#[test]
+fn cascading_syntax_errors_on_one_line_are_reported_once() {
+    let text = "[resource]\nurl = \"https://mcp.example.com/mcp\"\n[time]\nx = { b = 1 c = 2 }\n";
+    let err = from_text(text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(d.kind, DiagnosticKind::Syntax, "{rendered}");
+    assert_eq!(at(&err, d).0, 4, "{rendered}");
+}
+
+#[test]
+fn a_string_where_an_array_item_table_is_expected_names_the_item() {
+    let text = format!(
+        "[resource]\nurl = \"https://mcp.example.com/mcp\"\n{}",
+        ISSUER_AND_AUDIENCE.replace(
+            "[{ value = \"https://mcp.example.com/mcp\" }]",
+            "[\"https://mcp.example.com/mcp\"]"
+        )
+    );
+    let err = from_text(&text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(d.kind, DiagnosticKind::WrongType, "{rendered}");
+    assert_eq!(
+        d.message,
+        "`audience.accept[0]` must be a table, found a string"
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some(
+            "write each item of `audience.accept` as an inline table: `{ value = \"https://mcp.example.com/mcp\" }`"
+        )
+    );
+}
+
+#[test]
+fn a_string_where_an_issuer_table_is_expected_suggests_an_array_of_tables() {
+    let text = "issuers = [\"https://abc123.keycard.cloud\"]\n[resource]\nurl = \"https://mcp.example.com/mcp\"\n[audience]\naccept = [{ value = \"https://mcp.example.com/mcp\" }]\n";
+    let err = from_text(text).unwrap_err();
+    let d = err
+        .errors()
+        .find(|d| d.kind == DiagnosticKind::WrongType)
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(d.message, "`issuers[0]` must be a table, found a string");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("write each item of `issuers` as a `[[issuers]]` table")
+    );
+}
+
+#[test]
+fn a_string_where_a_condition_table_is_expected_suggests_an_inline_table() {
+    let text = format!(
+        "[resource]\nurl = \"https://mcp.example.com/mcp\"\n{ISSUER_AND_AUDIENCE}\n[[rules]]\nname = \"r\"\nrequire = \"amr\"\n"
+    );
+    let err = from_text(&text).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(
+        d.message,
+        "`rules[0].require` must be a table, found a string"
+    );
+    assert_eq!(
+        d.help.as_deref(),
+        Some("write it as an inline table: `require = { ... }`"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn tabs_before_a_span_do_not_misalign_the_caret() {
+    let text = "[resource]\nurl = \"https://mcp.example.com/mcp\"\n[time]\n\tleway = 1\n";
+    let err = from_text(text).unwrap_err();
+    let d = err
+        .errors()
+        .find(|d| d.kind == DiagnosticKind::UnknownKey)
+        .unwrap_or_else(|| panic!("{err}"));
+    let rendered = err.source().render(d);
+    // The location is in characters; the shown line and its carets use the same display columns.
+    assert!(rendered.contains("--> p.toml:4:2\n"), "{rendered}");
+    assert!(
+        rendered.contains("4 |     leway = 1\n  |     ^^^^^\n"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn a_non_utf8_policy_names_the_line_and_column_of_the_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        b"[resource]\nurl = \"https://mcp.example.com/\xffmcp\"\n[time]\nleeway = \"30s\"\n",
+    )
+    .unwrap();
+    let err = Policy::from_file(&path).unwrap_err();
+    let (d, rendered) = only_error(&err);
+    assert_eq!(d.kind, DiagnosticKind::Io, "{rendered}");
+    assert_eq!(
+        d.message,
+        format!(
+            "policy `{}` is not UTF-8: invalid byte 0xff at line 2, column 32",
+            path.display()
+        )
+    );
+    assert_eq!(d.help.as_deref(), Some("save the policy as UTF-8"));
+    assert!(
+        rendered.contains(&format!("--> {}:2:32\n", path.display())),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains(&format!(
+            "2 | url = \"https://mcp.example.com/\u{fffd}mcp\"\n  | {}^\n",
+            " ".repeat(31)
+        )),
+        "{rendered}"
+    );
+}
+
+/// The display column of `needle` in `line`, counting `…` as one column.
+fn column_of(line: &str, needle: &str) -> usize {
+    let byte = line
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in {line:?}"));
+    line[..byte].chars().count()
+}
+
+#[test]
+fn a_very_long_line_is_shown_as_a_window_around_the_span() {
+    let long = "A".repeat(5000);
+    let text = format!(
+        "[resource]\nurl = \"https://mcp.example.com/mcp\"\n[audience]\n\
+         accept = [{{ value = \"https://mcp.example.com/mcp\", resource = \"{long}\", resorce = \"x\" }}]\n"
+    );
+    let err = from_text(&text).unwrap_err();
+    let d = err
+        .errors()
+        .find(|d| d.kind == DiagnosticKind::UnknownKey)
+        .unwrap_or_else(|| panic!("{err}"));
+    let rendered = err.source().render(d);
+    let (_, col) = at(&err, d);
+    assert!(
+        rendered.contains(&format!("--> p.toml:4:{col}\n")),
+        "{rendered}"
+    );
+    let lines: Vec<&str> = rendered.lines().collect();
+    let (source, carets) = (lines[3], lines[4]);
+    assert!(source.starts_with("4 | …AAA"), "{source}");
+    assert!(source.ends_with("resorce = \"x\" }]"), "{source}");
+    assert!(source.chars().count() <= 110, "{source}");
+    assert_eq!(
+        column_of(carets, "^"),
+        column_of(source, "resorce"),
+        "{rendered}"
+    );
+    assert!(carets.ends_with(" ^^^^^^^"), "{rendered}");
+}
+
+#[test]
+fn a_very_long_span_is_cut_at_the_window_edge() {
+    let long = "A".repeat(5000);
+    let text = format!(
+        "[resource]\nurl = \"https://mcp.example.com/mcp\"\nscopes_supported = \"{long}\"\n"
+    );
+    let err = from_text(&text).unwrap_err();
+    let d = err
+        .errors()
+        .find(|d| d.kind == DiagnosticKind::WrongType)
+        .unwrap_or_else(|| panic!("{err}"));
+    let rendered = err.source().render(d);
+    let lines: Vec<&str> = rendered.lines().collect();
+    let (source, carets) = (lines[3], lines[4]);
+    assert!(
+        source.starts_with("3 | scopes_supported = \"AAA"),
+        "{source}"
+    );
+    assert!(source.ends_with("AAA…"), "{source}");
+    assert!(source.chars().count() <= 110, "{source}");
+    // Carets from the opening quote to the last shown column.
+    assert_eq!(column_of(carets, "^"), column_of(source, "\"AAA"));
+    assert_eq!(
+        carets.chars().count(),
+        source.chars().count() - 1,
+        "{rendered}"
+    );
+}

@@ -334,23 +334,145 @@ impl SourceFile {
         let text = self.line_text(line);
         let number = line.to_string();
         let pad = " ".repeat(number.len());
-        // Carets under the span, clipped to its first line; at least one.
+        // The span within its first line: carets are clipped to it.
         let line_start = self.line_starts.get(line - 1).copied().unwrap_or(0);
-        let end = span
-            .end
-            .clamp(span.start, (line_start + text.len()).max(span.start));
-        let width = self
-            .text
-            .get(self.floor_char_boundary(span.start)..self.floor_char_boundary(end))
-            .map_or(0, |s| s.chars().count())
-            .max(1);
+        let start = self
+            .floor_char_boundary(span.start)
+            .saturating_sub(line_start);
+        let end = span.end.clamp(span.start, line_start + text.len());
+        let end = self.floor_char_boundary(end).saturating_sub(line_start);
+        let shown = ShownLine::new(text, start.min(text.len())..end.min(text.len()));
         format!(
             "{header}{pad}--> {name}:{line}:{col}\n{pad} |\n{number} | {text}\n{pad} | {indent}{carets}\n{help}",
             name = self.name,
-            indent = " ".repeat(col - 1),
-            carets = "^".repeat(width),
+            text = shown.text,
+            indent = " ".repeat(shown.indent),
+            carets = "^".repeat(shown.carets),
             help = help(&pad),
         )
+    }
+}
+
+/// Lines up to this many display columns wide are shown whole.
+const WHOLE_LINE_COLUMNS: usize = 120;
+
+/// Wider lines are shown as a window this wide around the span, with `…` where they were cut
+/// (cutting a line only a little too wide would hide more than it saves).
+const WINDOW_COLUMNS: usize = 100;
+
+/// At least this many columns before a span too wide for the window stay in view, so the key it
+/// belongs to is seen.
+const CONTEXT_COLUMNS: usize = 20;
+
+/// How many columns a tab is shown as.
+const TAB_COLUMNS: usize = 4;
+
+/// A source line as shown under a diagnostic: tabs expanded, control characters made visible,
+/// long lines cut to a window, and where the carets go, all in the same display columns.
+struct ShownLine {
+    text: String,
+    /// Columns before the first caret.
+    indent: usize,
+    /// At least one.
+    carets: usize,
+}
+
+impl ShownLine {
+    /// Shows `line` with carets under `span` (byte offsets in `line`, on character boundaries).
+    fn new(line: &str, span: Range<usize>) -> Self {
+        // Each character with the column it starts at.
+        let mut cells = Vec::with_capacity(line.len());
+        let mut width = 0;
+        let (mut start, mut end) = (None, None);
+        for (at, c) in line.char_indices() {
+            if at == span.start {
+                start = Some(width);
+            }
+            if at == span.end {
+                end = Some(width);
+            }
+            let shown = shown_char(c);
+            cells.push((width, shown));
+            width += shown.width;
+        }
+        let start = start.unwrap_or(width);
+        let end = end.unwrap_or(width).max(start);
+        // The window [from, to) of columns shown.
+        let (from, to) = if width <= WHOLE_LINE_COLUMNS {
+            (0, width)
+        } else {
+            // Centred on a span that fits with context on both sides, else some context first.
+            let span_width = end - start;
+            let before = if span_width + 2 * CONTEXT_COLUMNS <= WINDOW_COLUMNS {
+                (WINDOW_COLUMNS - span_width) / 2
+            } else {
+                CONTEXT_COLUMNS
+            };
+            let from = start.saturating_sub(before).min(width - WINDOW_COLUMNS);
+            (from, from + WINDOW_COLUMNS)
+        };
+        let mut text = String::new();
+        let (mut first, mut last) = (None, from);
+        for (at, shown) in &cells {
+            if *at >= from && at + shown.width <= to {
+                first.get_or_insert(*at);
+                last = at + shown.width;
+                shown.push_to(&mut text);
+            }
+        }
+        let first = first.unwrap_or(from);
+        let cut_before = first > 0;
+        if cut_before {
+            text.insert(0, '…');
+        }
+        if last < width {
+            text.push('…');
+        }
+        let start = start.max(first);
+        Self {
+            text,
+            indent: start - first + usize::from(cut_before),
+            carets: end.min(last).saturating_sub(start).max(1),
+        }
+    }
+}
+
+/// How one source character is shown.
+#[derive(Clone, Copy)]
+struct ShownChar {
+    c: char,
+    /// Display columns; a tab is `TAB_COLUMNS` spaces.
+    width: usize,
+}
+
+impl ShownChar {
+    fn push_to(self, text: &mut String) {
+        if self.c == '\t' {
+            text.extend(std::iter::repeat_n(' ', self.width));
+        } else {
+            text.push(self.c);
+        }
+    }
+}
+
+/// Tabs become spaces and other control characters their Unicode control pictures (`␀`, `␛`),
+/// so the terminal neither moves the cursor nor obeys escapes from the policy.
+fn shown_char(c: char) -> ShownChar {
+    let c = match c {
+        '\t' => {
+            return ShownChar {
+                c,
+                width: TAB_COLUMNS,
+            };
+        }
+        '\u{0}'..='\u{1f}' => char::from_u32(0x2400 + u32::from(c)).unwrap_or('\u{fffd}'),
+        '\u{7f}' => '\u{2421}',
+        c if c.is_control() => '\u{fffd}',
+        c => c,
+    };
+    ShownChar {
+        c,
+        width: unicode_width::UnicodeWidthChar::width(c).unwrap_or(1),
     }
 }
 
@@ -431,6 +553,113 @@ mod tests {
             file.render(&d),
             "error[unknown-key]: unknown key `leway` in `[time]`\n --> p.toml:2:1\n  |\n2 | leway = 30\n  | ^^^^^\n  = help: did you mean `leeway`?\n"
         );
+    }
+
+    /// The source line and caret line of `file`'s rendering of an error at `span`.
+    fn shown(file: &SourceFile, span: Range<usize>) -> (String, String) {
+        let d = Diagnostic::error(DiagnosticKind::Syntax, span, "m");
+        let out = file.render(&d);
+        let lines: Vec<&str> = out.lines().collect();
+        (lines[3].to_owned(), lines[4].to_owned())
+    }
+
+    #[test]
+    fn tabs_are_shown_as_four_spaces_and_carets_count_them() {
+        let file = SourceFile::new("p.toml", "[time]\n\t\tleway = 1\n");
+        let d = Diagnostic::error(DiagnosticKind::UnknownKey, 9..14, "m");
+        let out = file.render(&d);
+        // The location counts a tab as one character; the shown line as four columns.
+        assert!(out.contains("--> p.toml:2:3\n"), "{out}");
+        assert!(
+            out.contains("2 |         leway = 1\n  |         ^^^^^\n"),
+            "{out}"
+        );
+        // A span over a tab is four carets wide.
+        let (_, carets) = shown(&file, 8..9);
+        assert_eq!(carets, "  |     ^^^^");
+    }
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        let text = "k = \"名前\" # x\n";
+        let file = SourceFile::new("p.toml", text);
+        let hash = text.find('#').unwrap();
+        assert_eq!(file.line_col(hash), (1, 10));
+        assert_eq!(
+            shown(&file, hash..hash + 1),
+            (
+                "1 | k = \"名前\" # x".into(),
+                format!("  | {}^", " ".repeat(11))
+            )
+        );
+        let name = text.find('名').unwrap();
+        assert_eq!(shown(&file, name..name + "名前".len()).1, "  |      ^^^^");
+    }
+
+    #[test]
+    fn control_characters_are_shown_as_pictures() {
+        let file = SourceFile::new("p.toml", "a = \"\u{1b}[31m\u{0}\" x\n");
+        let (line, carets) = shown(&file, 13..14);
+        assert_eq!(line, "1 | a = \"\u{241b}[31m\u{2400}\" x");
+        assert_eq!(carets, format!("  | {}^", " ".repeat(13)));
+    }
+
+    #[test]
+    fn a_long_line_is_cut_on_both_sides_of_the_span() {
+        let text = format!("{} key {}\n", "x".repeat(300), "y".repeat(300));
+        let file = SourceFile::new("p.toml", text.as_str());
+        let (line, carets) = shown(&file, 301..304);
+        assert_eq!(file.line_col(301), (1, 302));
+        assert!(line.starts_with("1 | …xxx"), "{line}");
+        assert!(line.ends_with("yyy…"), "{line}");
+        let content = line.strip_prefix("1 | ").unwrap();
+        assert!(content.chars().count() <= WINDOW_COLUMNS + 2, "{line}");
+        let key = content.find(" key ").unwrap() + 1;
+        let indent = content[..key].chars().count();
+        assert_eq!(carets, format!("  | {}^^^", " ".repeat(indent)));
+    }
+
+    #[test]
+    fn a_long_line_is_cut_only_where_it_goes_on() {
+        let text = format!("key {}\n", "y".repeat(300));
+        let file = SourceFile::new("p.toml", text.as_str());
+        let (line, carets) = shown(&file, 0..3);
+        assert!(line.starts_with("1 | key yyy"), "{line}");
+        assert!(line.ends_with("yyy…"), "{line}");
+        assert_eq!(carets, "  | ^^^");
+
+        let text = format!("{} key\n", "x".repeat(300));
+        let file = SourceFile::new("p.toml", text.as_str());
+        let (line, carets) = shown(&file, 301..304);
+        assert!(line.starts_with("1 | …xxx"), "{line}");
+        assert!(line.ends_with("xxx key"), "{line}");
+        assert!(carets.ends_with(" ^^^"), "{carets}");
+        assert_eq!(
+            carets.chars().count(),
+            line.chars().count(),
+            "{line}\n{carets}"
+        );
+    }
+
+    #[test]
+    fn a_long_span_is_cut_at_the_window_edge_with_some_context_before_it() {
+        let text = format!("{}regex = \"{}\"\n", " ".repeat(150), "a".repeat(500));
+        let file = SourceFile::new("p.toml", text.as_str());
+        let start = text.find('"').unwrap();
+        let (line, carets) = shown(&file, start..text.len() - 1);
+        assert!(line.contains("regex = \"aaa"), "{line}");
+        assert!(line.ends_with("aaa…"), "{line}");
+        let column = |s: &str, c: char| s.chars().position(|x| x == c);
+        assert_eq!(column(&carets, '^'), column(&line, '"'));
+        assert_eq!(carets.chars().count(), line.chars().count() - 1);
+    }
+
+    #[test]
+    fn a_short_line_is_shown_whole() {
+        let text = format!("{}\n", "z".repeat(WHOLE_LINE_COLUMNS));
+        let file = SourceFile::new("p.toml", text.as_str());
+        let (line, _) = shown(&file, 50..51);
+        assert_eq!(line, format!("1 | {}", "z".repeat(WHOLE_LINE_COLUMNS)));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::diagnostic::{DiagnosticKind, PolicyError, Severity, SourceFile};
 use super::lint;
 use super::model::*;
 use super::reader::{Located, Reader, Table, Value, ticks, type_name};
+use super::syntax;
 use crate::Algorithm;
 use crate::jwks::RemoteSource;
 
@@ -80,12 +81,10 @@ const MAX_CONDITION_DEPTH: usize = 16;
 pub(crate) fn parse(source: Arc<SourceFile>, base_dir: &Path) -> Result<Policy, PolicyError> {
     let mut reader = Reader::default();
     let (root, syntax_errors) = DeTable::parse_recoverable(source.text());
-    for error in &syntax_errors {
-        let span = error.span().unwrap_or(0..0);
-        let (message, help) =
-            syntax_message(error.message().trim(), source.text().get(span.clone()));
-        reader.error(DiagnosticKind::Syntax, span, message, help);
-    }
+    // One error per place to fix, not every error the parser met after it.
+    reader
+        .diagnostics
+        .extend(syntax::diagnostics(&source, &syntax_errors));
     let policy = if syntax_errors.is_empty() {
         read_policy(&mut reader, root.get_ref(), base_dir, &source)
     } else {
@@ -106,24 +105,6 @@ pub(crate) fn parse(source: Arc<SourceFile>, base_dir: &Path) -> Result<Policy, 
         }
         _ => Err(PolicyError::new(source, diagnostics)),
     }
-}
-
-/// The toml crate's message, made specific where it can be, with advice.
-fn syntax_message(message: &str, text: Option<&str>) -> (String, String) {
-    let text = text.unwrap_or("").trim();
-    if message == "duplicate key" && !text.is_empty() {
-        return (
-            format!("duplicate key `{text}`"),
-            "each key may appear once in a table: remove or rename one of them".into(),
-        );
-    }
-    if message.contains("string values must be quoted") {
-        return (message.to_owned(), "quote it: `\"...\"`".into());
-    }
-    (
-        message.to_owned(),
-        "the policy must be valid TOML (https://toml.io)".into(),
-    )
 }
 
 fn read_policy(

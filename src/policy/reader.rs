@@ -158,6 +158,66 @@ pub(crate) fn ticks<S: AsRef<str>>(items: &[S]) -> String {
         .join(", ")
 }
 
+/// The key that identifies an item of these arrays of tables, for an example item.
+const ITEM_KEYS: [(&str, &str); 7] = [
+    ("accept", "value"),
+    ("constraints", "claim"),
+    ("all", "claim"),
+    ("any", "claim"),
+    ("claims", "claim"),
+    ("sources", "claim"),
+    ("hmac_secrets", "env"),
+];
+
+/// A string value found where an item table was expected, longer than this, is not repeated in
+/// the example.
+const MAX_EXAMPLE_CHARS: usize = 60;
+
+/// For a table named `name` in diagnostics (`[resource]`, `audience.accept[0]`,
+/// `rules[0].require`) but written as `found`: its plain name, and help that is valid TOML for
+/// where it is.
+fn how_to_write_table(name: &str, found: &DeValue<'_>) -> (String, String) {
+    if let Some(table) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        return (
+            table.to_owned(),
+            format!("write it as a `[{table}]` table or an inline table `{{ ... }}`"),
+        );
+    }
+    let array = name
+        .strip_suffix(']')
+        .and_then(|n| n.rsplit_once('['))
+        .filter(|(_, index)| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(array, _)| array);
+    let help = match array {
+        // An item of a top-level array of tables: `[[issuers]]`.
+        Some(array) if !array.contains(['.', '[']) => {
+            format!("write each item of `{array}` as a `[[{array}]]` table")
+        }
+        Some(array) => {
+            let last = array.rsplit('.').next().unwrap_or(array);
+            let example = match ITEM_KEYS.iter().find(|(a, _)| *a == last) {
+                Some((_, key)) => {
+                    let value = match found {
+                        DeValue::String(s) if s.chars().count() <= MAX_EXAMPLE_CHARS => {
+                            toml::Value::String(s.to_string()).to_string()
+                        }
+                        _ => "\"...\"".to_owned(),
+                    };
+                    format!("{{ {key} = {value} }}")
+                }
+                None => "{ ... }".to_owned(),
+            };
+            format!("write each item of `{array}` as an inline table: `{example}`")
+        }
+        // A key whose value is a table: `require = { ... }`.
+        None => {
+            let key = name.rsplit('.').next().unwrap_or(name);
+            format!("write it as an inline table: `{key} = {{ ... }}`")
+        }
+    };
+    (name.to_owned(), help)
+}
+
 /// The TOML name of a value's type, for "expected X, found Y".
 pub(crate) fn type_name(value: &DeValue<'_>) -> &'static str {
     match value {
@@ -245,16 +305,13 @@ impl Reader {
                 known: Vec::new(),
                 missing: Vec::new(),
             }),
-            _ => {
-                let bare = name.trim_start_matches('[').trim_end_matches(']');
+            found => {
+                let (bare, help) = how_to_write_table(&name, found);
                 self.error(
                     DiagnosticKind::WrongType,
                     value.span(),
-                    format!(
-                        "`{bare}` must be a table, found {}",
-                        type_name(value.get_ref())
-                    ),
-                    format!("write it as a `[{bare}]` table or an inline table `{{ ... }}`"),
+                    format!("`{bare}` must be a table, found {}", type_name(found)),
+                    help,
                 );
                 None
             }
