@@ -18,6 +18,9 @@ pub(crate) const SIZE_LIMIT: usize = 1 << 20;
 /// A pattern in both parsed forms.
 #[derive(Debug)]
 pub(crate) struct Parsed {
+    /// The syntax tree, with spans into the pattern text (after the ASCII rewrite, which keeps
+    /// them).
+    pub(crate) ast: Ast,
     /// What the pattern matches: the form that is compiled.
     pub(crate) hir: Hir,
 }
@@ -31,7 +34,7 @@ pub(crate) fn parse(source: &str) -> Result<Parsed, String> {
     let hir = Translator::new()
         .translate(source, &ast)
         .map_err(|e| e.kind().to_string())?;
-    Ok(Parsed { hir })
+    Ok(Parsed { ast, hir })
 }
 
 /// Compiles a parsed pattern into a matcher, within [`SIZE_LIMIT`].
