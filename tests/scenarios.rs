@@ -2001,3 +2001,213 @@ mod audience_by_default {
         }
     }
 }
+
+/// The policy's regex dialect: a variable is inserted as a literal, the Perl classes `\d` `\w`
+/// `\s` `\b` are ASCII, and the `unanchored-regex` lint reads the parsed pattern.
+mod regex_dialect {
+    use super::*;
+    use jwt_policy::policy::DiagnosticKind;
+
+    /// The reference engine with one constraint on claim `x`: `test` is the rest of its inline
+    /// table (`regex = '...'`). `vars` is added to `[vars]`.
+    fn constrained(vars: &str, test: &str) -> (TestKey, PolicyEngine) {
+        let key = TestKey::ed25519("ed");
+        let policy = replace(
+            &keycard_policy(&[&key]),
+            "[vars]\n",
+            &format!("[vars]\n{vars}\n"),
+        );
+        let policy = format!("{policy}\n[claims]\nconstraints = [{{ claim = \"x\", {test} }}]\n");
+        let engine = engine(&policy, CTX);
+        (key, engine)
+    }
+
+    /// Checks that the constraint `test` allows each of `pass` and denies each of `fail` (with
+    /// `invalid_claim`, from `constraint:x`).
+    #[track_caller]
+    fn matches_only(vars: &str, test: &str, pass: &[&str], fail: &[&str]) {
+        let (key, engine) = constrained(vars, test);
+        for value in pass {
+            let d = decide(&engine, &key.sign(&claims_with(json!({ "x": value }))));
+            assert!(d.is_allowed(), "{test} with x = {value:?}: {}", d.explain());
+        }
+        for value in fail {
+            let d = decide(&engine, &key.sign(&claims_with(json!({ "x": value }))));
+            assert!(
+                !d.is_allowed(),
+                "{test} with x = {value:?}: {}",
+                d.explain()
+            );
+            assert_deny(&d, "invalid_claim", "constraint:x");
+        }
+    }
+
+    #[test]
+    fn a_variable_is_inserted_as_a_literal() {
+        // `zone_url` is `https://abc123.keycard.cloud`: its dots match only dots, while the rest
+        // of the pattern (`[a-z]+`) stays regex text.
+        matches_only(
+            "",
+            "regex = '^${zone_url}/orgs/[a-z]+$'",
+            &["https://abc123.keycard.cloud/orgs/x"],
+            &[
+                "https://abc123Xkeycard.cloud/orgs/x",
+                "https://abc123.keycardXcloud/orgs/x",
+                "https://abc123.keycard.cloud/orgs/X",
+            ],
+        );
+        // Every metacharacter of the value is literal, and so is its space even where the
+        // pattern ignores whitespace (`x` flag).
+        matches_only(
+            "team = 'dev ops+ (a|b)'",
+            "regex = '(?x) ^ ${team} $'",
+            &["dev ops+ (a|b)"],
+            &["devops+ (a|b)", "dev opss a", "dev ops+ a", "dev ops (a|b)"],
+        );
+        // A quantifier after the variable applies to its last character, as after any literal.
+        matches_only("v = 'ab'", "regex = '^${v}+$'", &["ab", "abbb"], &["abab"]);
+    }
+
+    #[test]
+    fn perl_classes_are_ascii() {
+        matches_only(
+            "",
+            r"regex = '^\d{6}$'",
+            &["123456"],
+            &["１２３４５６", "١٢٣٤٥٦", "12345６"],
+        );
+        matches_only("", r"regex = '^\w+$'", &["abc_9"], &["é", "abcé", "ǅ"]);
+        matches_only(
+            "",
+            r"regex = '^a\sb$'",
+            &["a b", "a\tb"],
+            &["a\u{a0}b", "a\u{2003}b"],
+        );
+        // Inside a bracket class too.
+        matches_only("", r"regex = '^[\d_]+$'", &["1_2"], &["١", "1_٢"]);
+        // The negated classes are their complements: any character but an ASCII digit.
+        matches_only("", r"regex = '^\D+$'", &["١٢", "ab"], &["1", "a1"]);
+        matches_only("", r"regex = '^[^\W_]+$'", &["ab9"], &["a_b", "é"]);
+        matches_only("", r"regex = '^\S+$'", &["a\u{a0}b"], &["a b"]);
+        // `é` is not an ASCII word character, so there is a word boundary after `x`.
+        matches_only("", r"regex = '^x\b.*$'", &["x-y", "xé"], &["xy"]);
+        matches_only("", r"regex = '^x\B.*$'", &["xy"], &["xé", "x-"]);
+        // What is written as Unicode stays Unicode: `\p{..}` classes and literal characters.
+        matches_only("", r"regex = '^\p{Nd}+$'", &["١٢٣", "123"], &["a"]);
+        matches_only("", r"regex = '^é+$'", &["éé"], &["e"]);
+    }
+
+    /// The `unanchored-regex` warnings (message, help) of the reference policy plus `extra`,
+    /// with `[client_id]` extended by `client_id`.
+    fn unanchored(client_id: &str, extra: &str) -> Vec<(String, String)> {
+        let key = TestKey::ed25519("ed");
+        let policy = replace(
+            &keycard_policy(&[&key]),
+            "[client_id]\n",
+            &format!("[client_id]\n{client_id}\n"),
+        );
+        let policy = Policy::from_toml(
+            "test.toml",
+            format!("{policy}\n{extra}\n"),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        policy
+            .warnings()
+            .iter()
+            .filter(|w| w.kind == DiagnosticKind::UnanchoredRegex)
+            .map(|w| (w.message.clone(), w.help.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    fn constraint(regex: &str) -> String {
+        format!("[claims]\nconstraints = [{{ claim = \"x\", regex = '{regex}' }}]")
+    }
+
+    #[test]
+    fn anchoring_is_read_from_the_parsed_pattern() {
+        for anchored in [
+            r"^a$",
+            r"\Aa\z",
+            r"^(?:a|b)$",
+            r"^[](]$",
+            r"^[]|]$",
+            r"^[|]$",
+            r"^a\\$",
+            r"^a$|^b$",
+            r"(?x) ^ a $ ",
+            r"(?i)^a$",
+        ] {
+            assert_eq!(unanchored("", &constraint(anchored)), vec![], "{anchored}");
+        }
+        for open in [
+            r"^a|b$",
+            r"^[](]a|b$",
+            r"(?m)^a$",
+            r"^(?m)a$",
+            r"^a\$",
+            r"^a",
+            r"a$",
+            r"a",
+        ] {
+            assert_eq!(unanchored("", &constraint(open)).len(), 1, "{open}");
+        }
+    }
+
+    #[test]
+    fn the_warning_says_which_end_is_open_and_offers_the_simpler_test() {
+        let one = |regex: &str| unanchored("", &constraint(regex));
+        let pair = |m: &str, h: &str| vec![(m.to_owned(), h.to_owned())];
+        assert_eq!(
+            one("^org_"),
+            pair(
+                "regex `^org_` is not anchored at the end: it matches any value that starts with a match",
+                "to test only the start write `prefix = \"org_\"`; to match whole values write `^(?:org_)$`",
+            )
+        );
+        assert_eq!(
+            one(r"@example\.com$"),
+            pair(
+                r"regex `@example\.com$` is not anchored at the start: it matches any value that ends with a match",
+                r#"to test only the end write `suffix = "@example.com"`; to match whole values write `^(?:@example\.com)$`"#,
+            )
+        );
+        assert_eq!(
+            one("^user-[0-9]+"),
+            pair(
+                "regex `^user-[0-9]+` is not anchored at the end: it matches any value that starts with a match",
+                "to match whole values write `^(?:user-[0-9]+)$`; if a partial match is intended, say so: `^(?:user-[0-9]+).*$`",
+            )
+        );
+        assert_eq!(
+            one("admin"),
+            pair(
+                "regex `admin` is not anchored: it matches any value that contains a match",
+                "to match whole values write `^(?:admin)$`; if a partial match is intended, say so: `^.*(?:admin).*$`",
+            )
+        );
+        assert_eq!(
+            one("^admin|user$"),
+            pair(
+                "regex `^admin|user$` is not anchored: each anchor binds to one alternative of the top-level `|`",
+                "group the alternatives between the anchors: `^(?:admin|user)$`",
+            )
+        );
+        // In a rule's `require` too.
+        assert_eq!(
+            unanchored(
+                "",
+                "[[rules]]\nname = \"r\"\nrequire = { claim = \"x\", regex = '^org_' }"
+            ),
+            one("^org_")
+        );
+        // `allow` is a pattern only: there is no `prefix` to offer.
+        assert_eq!(
+            unanchored("allow = '^org_'", ""),
+            pair(
+                "regex `^org_` is not anchored at the end: it matches any value that starts with a match",
+                "to match whole values write `^(?:org_)$`; if a partial match is intended, say so: `^(?:org_).*$`",
+            )
+        );
+    }
+}

@@ -7,9 +7,12 @@ use super::model::{
     Audience, AudienceRule, ClaimTest, Condition, Constraint, IssuerKeys, JsonType, Literal, Match,
     Pattern, Policy, Presence,
 };
+use super::pattern::{self, Parsed};
 use super::reader::{Located, Reader};
 use crate::Algorithm;
 use crate::token::numeric;
+use regex_syntax::ast::{AssertionKind, Ast};
+use regex_syntax::hir::{self, Hir, HirKind, Look};
 
 /// Leeway beyond this many seconds draws a warning.
 const MAX_QUIET_LEEWAY: u64 = 300;
@@ -344,27 +347,35 @@ fn is_bare_domain(suffix: &str) -> bool {
 
 /// A regex that must match, not anchored at both ends, accepts values that merely contain a match.
 fn regexes(r: &mut Reader, policy: &Policy) {
-    let mut patterns: Vec<&Pattern> = Vec::new();
+    // Claim tests (in `[claims]` and rules) can say `prefix` / `suffix` instead; ids cannot.
+    let mut tests: Vec<&Pattern> = Vec::new();
     for c in &policy.constraints {
-        must_match_in_constraint(c, &mut patterns);
+        must_match_in_constraint(c, &mut tests);
     }
     for rule in &policy.rules {
-        must_match_in_condition(&rule.require, true, &mut patterns);
+        must_match_in_condition(&rule.require, true, &mut tests);
     }
-    patterns.extend(policy.client_id.allow.iter());
-    if let Some(rc) = &policy.resource_client_id {
-        patterns.extend(rc.allow.iter());
-    }
-    for p in patterns {
-        if !is_anchored(&p.source) {
+    let ids = policy.client_id.allow.iter().chain(
+        policy
+            .resource_client_id
+            .iter()
+            .flat_map(|rc| rc.allow.iter()),
+    );
+    let patterns = tests
+        .into_iter()
+        .map(|p| (p, true))
+        .chain(ids.map(|p| (p, false)));
+    for (p, claim_test) in patterns {
+        // Every pattern here compiled when it was read, so it parses.
+        let Ok(parsed) = pattern::parse(p.as_str()) else {
+            continue;
+        };
+        if let Some((message, help)) = unanchored(p.as_str(), &parsed, claim_test) {
             r.warn(
                 DiagnosticKind::UnanchoredRegex,
                 p.span.clone(),
-                format!(
-                    "regex `{}` is not anchored: it matches values that merely contain a match",
-                    p.source
-                ),
-                anchoring_help(&p.source),
+                message,
+                help,
             );
         }
     }
@@ -391,64 +402,161 @@ fn must_match_in_condition<'p>(c: &'p Condition, positive: bool, out: &mut Vec<&
     }
 }
 
-/// Whether a pattern matches only whole values: `^` (or `\A`) first, `$` (or `\z`) last, and no
-/// top-level `|` (in `^a|b$` the anchors bind to one alternative each).
-fn is_anchored(source: &str) -> bool {
-    let (starts, ends) = anchors(source);
-    starts && ends && !has_top_level_alternation(source)
-}
-
-fn anchors(source: &str) -> (bool, bool) {
-    let starts = source.starts_with('^') || source.starts_with("\\A");
-    let ends = (source.ends_with('$') && !source.ends_with("\\$")) || source.ends_with("\\z");
-    (starts, ends)
-}
-
-fn has_top_level_alternation(source: &str) -> bool {
-    let (mut depth, mut in_class, mut escaped) = (0usize, false, false);
-    for c in source.chars() {
-        match (escaped, in_class, c) {
-            (true, _, _) => escaped = false,
-            (false, _, '\\') => escaped = true,
-            (false, true, ']') => in_class = false,
-            (false, true, _) => {}
-            (false, false, '[') => in_class = true,
-            (false, false, '(') => depth += 1,
-            (false, false, ')') => depth = depth.saturating_sub(1),
-            (false, false, '|') if depth == 0 => return true,
-            _ => {}
+/// The warning (message, help) for a pattern that does not match only whole values, if it
+/// does not. `claim_test` says whether `prefix` / `suffix` can be written instead.
+fn unanchored(source: &str, parsed: &Parsed, claim_test: bool) -> Option<(String, String)> {
+    let (starts, ends) = anchors(&parsed.hir);
+    let whole = |core: &str| format!("to match whole values write `^(?:{core})$`");
+    let simpler = |key: &str, start: bool| {
+        edge_literal(&parsed.hir, start)
+            .filter(|_| claim_test)
+            .map(|literal| {
+                format!(
+                    "to test only the {} write `{key} = {}`",
+                    if start { "start" } else { "end" },
+                    toml::Value::String(literal)
+                )
+            })
+    };
+    let (message, help) = match (starts, ends) {
+        (true, true) => return None,
+        (true, false) => {
+            let core = anchoring_core(source, &parsed.ast, true, false);
+            let help = match simpler("prefix", true) {
+                Some(test) => format!("{test}; {}", whole(&core)),
+                None => format!(
+                    "{}; if a partial match is intended, say so: `^(?:{core}).*$`",
+                    whole(&core)
+                ),
+            };
+            (
+                "is not anchored at the end: it matches any value that starts with a match",
+                help,
+            )
         }
-    }
-    false
+        (false, true) => {
+            let core = anchoring_core(source, &parsed.ast, false, true);
+            let help = match simpler("suffix", false) {
+                Some(test) => format!("{test}; {}", whole(&core)),
+                None => format!(
+                    "{}; if a partial match is intended, say so: `^.*(?:{core})$`",
+                    whole(&core)
+                ),
+            };
+            (
+                "is not anchored at the start: it matches any value that ends with a match",
+                help,
+            )
+        }
+        (false, false) if splits_anchors(&parsed.ast) => {
+            let core = anchoring_core(source, &parsed.ast, true, true);
+            (
+                "is not anchored: each anchor binds to one alternative of the top-level `|`",
+                format!("group the alternatives between the anchors: `^(?:{core})$`"),
+            )
+        }
+        (false, false) => (
+            "is not anchored: it matches any value that contains a match",
+            format!(
+                "{}; if a partial match is intended, say so: `^.*(?:{source}).*$`",
+                whole(source)
+            ),
+        ),
+    };
+    Some((format!("regex `{source}` {message}"), help))
 }
 
-/// Advice that keeps what the pattern means: the whole-value form, and the explicit partial form
-/// for when a partial match was intended.
-fn anchoring_help(source: &str) -> String {
-    let (starts, ends) = anchors(source);
-    let core = if starts {
-        source.trim_start_matches('^').trim_start_matches("\\A")
-    } else {
-        source
-    };
-    let core = if ends {
-        core.trim_end_matches('$').trim_end_matches("\\z")
-    } else {
-        core
-    };
-    if has_top_level_alternation(source) {
-        return format!(
-            "`|` splits the anchors between the alternatives: group them, `^(?:{core})$`"
-        );
-    }
-    let partial = format!(
-        "{}(?:{core}){}",
-        if starts { "^" } else { "^.*" },
-        if ends { "$" } else { ".*$" }
-    );
-    format!(
-        "to match whole values write `^(?:{core})$`; if a partial match is intended, say so: `{partial}`"
+/// Whether every match starts at the start of the value (`^`, `\A`), and whether every match
+/// ends at its end (`$`, `\z`), read from what the pattern matches: an alternation is anchored
+/// when each alternative is, and the line anchors of the `m` flag do not count.
+fn anchors(hir: &Hir) -> (bool, bool) {
+    let properties = hir.properties();
+    (
+        properties.look_set_prefix().contains(Look::Start),
+        properties.look_set_suffix().contains(Look::End),
     )
+}
+
+/// Whether a pattern matches only whole values.
+#[cfg(test)]
+fn is_anchored(hir: &Hir) -> bool {
+    anchors(hir) == (true, true)
+}
+
+/// The top-level alternatives of a pattern (one when there is no top-level `|`).
+fn alternatives(ast: &Ast) -> &[Ast] {
+    match ast {
+        Ast::Alternation(alternation) => &alternation.asts,
+        _ => std::slice::from_ref(ast),
+    }
+}
+
+/// Whether the pattern has a top-level `|` and anchors at the edges of some alternative: in
+/// `^admin|user$` each anchor binds to one alternative, so `xuser` matches.
+fn splits_anchors(ast: &Ast) -> bool {
+    let alternatives = alternatives(ast);
+    alternatives.len() > 1
+        && alternatives.iter().any(|alt| {
+            let items = items(alt);
+            items.first().is_some_and(is_start_anchor) || items.last().is_some_and(is_end_anchor)
+        })
+}
+
+/// The items of one alternative, in order.
+fn items(ast: &Ast) -> &[Ast] {
+    match ast {
+        Ast::Concat(concat) => &concat.asts,
+        _ => std::slice::from_ref(ast),
+    }
+}
+
+fn is_start_anchor(ast: &Ast) -> bool {
+    matches!(ast, Ast::Assertion(a) if matches!(a.kind, AssertionKind::StartLine | AssertionKind::StartText))
+}
+
+fn is_end_anchor(ast: &Ast) -> bool {
+    matches!(ast, Ast::Assertion(a) if matches!(a.kind, AssertionKind::EndLine | AssertionKind::EndText))
+}
+
+/// The pattern without the anchors at the start (`start`) and at the end (`end`) of each
+/// top-level alternative, for advice that puts anchors around it: `^(?:core)$`. Inside those,
+/// a removed anchor always held, so the advice keeps what the pattern means.
+fn anchoring_core(source: &str, ast: &Ast, start: bool, end: bool) -> String {
+    let cores: Option<Vec<&str>> = alternatives(ast)
+        .iter()
+        .map(|alt| {
+            let items = items(alt);
+            let (mut from, mut to) = (alt.span().start.offset, alt.span().end.offset);
+            if let Some(first) = items.first().filter(|a| start && is_start_anchor(a)) {
+                from = first.span().end.offset;
+            }
+            if let Some(last) = items.last().filter(|a| end && is_end_anchor(a)) {
+                to = last.span().start.offset.max(from);
+            }
+            source.get(from..to)
+        })
+        .collect();
+    // Spans come from parsing `source`; the whole pattern is a correct core too.
+    cores.map_or_else(|| source.to_owned(), |cores| cores.join("|"))
+}
+
+/// The literal text of a pattern that is one literal anchored at the start (`^org_`, when
+/// `start`) or at the end (`@example\.com$`).
+fn edge_literal(hir: &Hir, start: bool) -> Option<String> {
+    let HirKind::Concat(parts) = hir.kind() else {
+        return None;
+    };
+    let (anchor, literal, look) = match parts.as_slice() {
+        [anchor, literal] if start => (anchor, literal, Look::Start),
+        [literal, anchor] if !start => (anchor, literal, Look::End),
+        _ => return None,
+    };
+    match (anchor.kind(), literal.kind()) {
+        (HirKind::Look(l), HirKind::Literal(hir::Literal(bytes))) if *l == look => {
+            String::from_utf8(bytes.to_vec()).ok()
+        }
+        _ => None,
+    }
 }
 
 fn rules(r: &mut Reader, policy: &Policy) {
@@ -596,6 +704,10 @@ fn same_literal(a: &Literal, b: &Literal) -> bool {
 mod tests {
     use super::*;
 
+    fn parsed(source: &str) -> Parsed {
+        pattern::parse(source).unwrap()
+    }
+
     #[test]
     fn bare_origins_and_domains() {
         for origin in [
@@ -631,22 +743,62 @@ mod tests {
 
     #[test]
     fn anchoring() {
-        assert!(is_anchored("^a$"));
-        assert!(is_anchored("\\Aa\\z"));
-        assert!(is_anchored("^(?:a|b)$"));
-        assert!(is_anchored("^[|]$"));
-        assert!(is_anchored("^a\\|b$"));
-        assert!(!is_anchored("^a"));
-        assert!(!is_anchored("a$"));
-        assert!(!is_anchored("^a\\$"));
-        assert!(!is_anchored("^admin|user$"));
+        for anchored in [
+            "^a$",
+            "\\Aa\\z",
+            "^(?:a|b)$",
+            "^[|]$",
+            "^[]|]$",
+            "^[](]$",
+            "^a\\|b$",
+            "^a\\\\$",
+            "^a$|^b$",
+            "(?x) ^ a $ ",
+            "^(a)$",
+            "^$",
+        ] {
+            assert!(is_anchored(&parsed(anchored).hir), "{anchored}");
+        }
+        for open in [
+            "^a",
+            "a$",
+            "^a\\$",
+            "^admin|user$",
+            "^[](]a|b$",
+            "(?m)^a$",
+            "^(?m)a$",
+            "^a?$?",
+            "(?:^a)?$",
+        ] {
+            assert!(!is_anchored(&parsed(open).hir), "{open}");
+        }
     }
 
     #[test]
     fn anchoring_help_keeps_the_meaning() {
-        assert!(anchoring_help("@example\\.com$").ends_with("`^.*(?:@example\\.com)$`"));
-        assert!(anchoring_help("^mcp-").ends_with("`^(?:mcp-).*$`"));
-        assert!(anchoring_help("admin").contains("`^(?:admin)$`"));
-        assert!(anchoring_help("^admin|user$").contains("`^(?:admin|user)$`"));
+        let help = |source: &str, claim_test: bool| {
+            unanchored(source, &parsed(source), claim_test).map(|(_, help)| help)
+        };
+        assert!(
+            help("@example\\.com$", false)
+                .unwrap()
+                .ends_with("`^.*(?:@example\\.com)$`")
+        );
+        assert!(help("^mcp-", false).unwrap().ends_with("`^(?:mcp-).*$`"));
+        assert!(
+            help("^mcp-", true)
+                .unwrap()
+                .starts_with("to test only the start write `prefix = \"mcp-\"`")
+        );
+        assert!(help("^(mcp-)", true).unwrap().ends_with("`^(?:(mcp-)).*$`"));
+        assert!(help("admin", true).unwrap().contains("`^(?:admin)$`"));
+        assert!(
+            help("^admin|user$", true)
+                .unwrap()
+                .contains("`^(?:admin|user)$`")
+        );
+        assert!(help("^a|^b", true).unwrap().contains("`^(?:a|b).*$`"));
+        assert!(help("(?m)^a$", true).unwrap().contains("`^(?:(?m)^a$)$`"));
+        assert!(help("^a$|^b$", true).is_none());
     }
 }

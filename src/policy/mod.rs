@@ -9,6 +9,7 @@ mod diagnostic;
 mod lint;
 mod model;
 mod parse;
+mod pattern;
 mod reader;
 mod syntax;
 

@@ -5,8 +5,9 @@ use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
 
-use regex::Regex;
+use regex_automata::meta;
 
+use super::pattern;
 use crate::Algorithm;
 
 /// A claim named by its path from the top of the payload: `["sub"]`, `["realm_access", "roles"]`.
@@ -140,15 +141,28 @@ impl fmt::Display for Literal {
     }
 }
 
-/// A compiled regular expression with the text it was written as.
+/// A regular expression in the policy's dialect (see `docs/policy.md`, "Regex dialect"),
+/// compiled, with the text it was written as.
 #[derive(Debug, Clone)]
 pub(crate) struct Pattern {
+    /// The pattern after substitution (each variable's value escaped).
     pub(crate) source: String,
-    pub(crate) regex: Regex,
+    pub(crate) regex: meta::Regex,
     pub(crate) span: Range<usize>,
 }
 
 impl Pattern {
+    /// Compiles `source`, written at `span`; the error says what is wrong with it, in one line.
+    pub(crate) fn new(source: String, span: Range<usize>) -> Result<Self, String> {
+        let parsed = pattern::parse(&source)?;
+        let regex = pattern::compile(&parsed.hir)?;
+        Ok(Self {
+            source,
+            regex,
+            span,
+        })
+    }
+
     /// The pattern as written in the policy.
     pub(crate) fn as_str(&self) -> &str {
         &self.source

@@ -1342,30 +1342,15 @@ fn read_literal(r: &mut Reader, v: &Value<'_>, what: &str) -> Option<Literal> {
 }
 
 fn read_pattern(r: &mut Reader, v: &Value<'_>, what: &str) -> Option<Pattern> {
-    let s = r.nonempty_string(v, what)?;
-    // Bounded so a policy cannot make matching slow or memory-hungry; `regex` is linear-time.
-    match regex::RegexBuilder::new(&s.value)
-        .size_limit(1 << 20)
-        .build()
-    {
-        Ok(regex) => Some(Pattern {
-            source: s.value,
-            regex,
-            span: s.span,
-        }),
-        Err(e) => {
-            let detail = e.to_string();
-            let last = detail
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim();
+    let s = r.nonempty_pattern(v, what)?;
+    match Pattern::new(s.value.clone(), s.span.clone()) {
+        Ok(pattern) => Some(pattern),
+        Err(why) => {
             r.error(
                 DiagnosticKind::InvalidRegex,
                 s.span,
                 format!("`{what}` is not a valid regular expression: `{}`", s.value),
-                last.trim_start_matches("error: ").to_owned(),
+                why,
             );
             None
         }

@@ -11,6 +11,16 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::diagnostic::{Diagnostic, DiagnosticKind, Severity};
+use super::pattern;
+
+/// How `${variable}` values are inserted into a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Insert {
+    /// As they are.
+    Text,
+    /// Into the text of a regular expression, as a literal: escaped.
+    RegexLiteral,
+}
 
 /// A spanned TOML value.
 pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
@@ -391,9 +401,18 @@ impl Reader {
 
     /// Reads `value` as a string, substituting `${variables}`.
     pub(crate) fn string(&mut self, value: &Value<'_>, what: &str) -> Option<Located<String>> {
+        self.string_with(value, what, Insert::Text)
+    }
+
+    fn string_with(
+        &mut self,
+        value: &Value<'_>,
+        what: &str,
+        insert: Insert,
+    ) -> Option<Located<String>> {
         match value.get_ref() {
             DeValue::String(s) => {
-                let text = self.substitute(s, value.span())?;
+                let text = self.substitute(s, value.span(), insert)?;
                 Some(Located {
                     value: text,
                     span: value.span(),
@@ -412,7 +431,26 @@ impl Reader {
         value: &Value<'_>,
         what: &str,
     ) -> Option<Located<String>> {
-        let s = self.string(value, what)?;
+        self.nonempty_with(value, what, Insert::Text)
+    }
+
+    /// Reads `value` as the non-empty text of a regular expression, inserting each
+    /// `${variable}` as a literal: its value is escaped, the rest stays regex text.
+    pub(crate) fn nonempty_pattern(
+        &mut self,
+        value: &Value<'_>,
+        what: &str,
+    ) -> Option<Located<String>> {
+        self.nonempty_with(value, what, Insert::RegexLiteral)
+    }
+
+    fn nonempty_with(
+        &mut self,
+        value: &Value<'_>,
+        what: &str,
+        insert: Insert,
+    ) -> Option<Located<String>> {
+        let s = self.string_with(value, what, insert)?;
         if s.value.is_empty() {
             self.error(
                 DiagnosticKind::InvalidValue,
@@ -581,8 +619,8 @@ impl Reader {
         }
     }
 
-    /// Replaces `${name}` with the variable's value; `$$` is a literal `$`.
-    fn substitute(&mut self, text: &str, span: Range<usize>) -> Option<String> {
+    /// Replaces `${name}` with the variable's value (escaped in a pattern); `$$` is a literal `$`.
+    fn substitute(&mut self, text: &str, span: Range<usize>, insert: Insert) -> Option<String> {
         if !text.contains('$') {
             return Some(text.to_owned());
         }
@@ -608,7 +646,10 @@ impl Reader {
                 match self.vars.get_mut(name) {
                     Some(var) => {
                         var.used = true;
-                        out.push_str(&var.value);
+                        match insert {
+                            Insert::Text => out.push_str(&var.value),
+                            Insert::RegexLiteral => pattern::push_literal(&mut out, &var.value),
+                        }
                     }
                     None => {
                         let help = match self.closest_var(name) {
@@ -703,14 +744,43 @@ mod tests {
                 used: false,
             },
         );
-        assert_eq!(reader.substitute("${a}/y", 0..1).as_deref(), Some("X/y"));
-        assert_eq!(reader.substitute("$$a", 0..1).as_deref(), Some("$a"));
         assert_eq!(
-            reader.substitute("cost $5", 0..1).as_deref(),
+            reader.substitute("${a}/y", 0..1, Insert::Text).as_deref(),
+            Some("X/y")
+        );
+        assert_eq!(
+            reader.substitute("$$a", 0..1, Insert::Text).as_deref(),
+            Some("$a")
+        );
+        assert_eq!(
+            reader.substitute("cost $5", 0..1, Insert::Text).as_deref(),
             Some("cost $5")
         );
-        assert_eq!(reader.substitute("${b}", 0..1), None);
-        assert_eq!(reader.substitute("${a", 0..1), None);
+        assert_eq!(reader.substitute("${b}", 0..1, Insert::Text), None);
+        assert_eq!(reader.substitute("${a", 0..1, Insert::Text), None);
         assert_eq!(reader.diagnostics.len(), 2);
+    }
+
+    #[test]
+    fn substitution_into_a_pattern_escapes_the_value() {
+        let mut reader = Reader::default();
+        reader.vars.insert(
+            "url".into(),
+            Var {
+                value: "https://a.example/x+y z".into(),
+                span: 0..1,
+                used: false,
+            },
+        );
+        assert_eq!(
+            reader
+                .substitute("^${url}/[a-z]+$$", 0..1, Insert::RegexLiteral)
+                .as_deref(),
+            Some(r"^https://a\.example/x\+y\x{20}z/[a-z]+$")
+        );
+        assert_eq!(
+            reader.substitute("^${url}$", 0..1, Insert::Text).as_deref(),
+            Some("^https://a.example/x+y z$")
+        );
     }
 }
