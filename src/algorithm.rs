@@ -146,8 +146,110 @@ impl Algorithm {
     }
 }
 
+/// Which algorithm a key verifies under an issuer's allowed algorithms. A key is used with one
+/// algorithm only (RFC 8725 §3.1): a JWK's own `alg` says which; without one, an EC or OKP key is
+/// bound by its curve (P-256 to `ES256`, P-384 to `ES384`, Ed25519 to `EdDSA`), and an RSA key to
+/// the one RSA algorithm the issuer allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Binding {
+    /// The key verifies this algorithm only.
+    One(Algorithm),
+    /// The key names no `alg`, and the issuer allows several algorithms of its kind (this many).
+    Ambiguous(Vec<Algorithm>),
+    /// The key names no `alg`, and the issuer allows no algorithm of its kind.
+    Unusable,
+}
+
+impl Binding {
+    /// The one algorithm a key of `family` verifies, given the JWK's own `alg` (`own`) and the
+    /// algorithms its issuer allows.
+    pub(crate) fn of(family: KeyFamily, own: Option<Algorithm>, allowed: &[Algorithm]) -> Binding {
+        match (own, family) {
+            (Some(alg), _) => Binding::One(alg),
+            (None, KeyFamily::P256) => Binding::One(Algorithm::ES256),
+            (None, KeyFamily::P384) => Binding::One(Algorithm::ES384),
+            (None, KeyFamily::Ed25519) => Binding::One(Algorithm::EdDSA),
+            (None, KeyFamily::Rsa | KeyFamily::Hmac) => {
+                let mut fitting: Vec<Algorithm> = Vec::new();
+                for alg in allowed.iter().filter(|a| a.family() == family) {
+                    if !fitting.contains(alg) {
+                        fitting.push(*alg);
+                    }
+                }
+                match fitting.as_slice() {
+                    [] => Binding::Unusable,
+                    [one] => Binding::One(*one),
+                    _ => Binding::Ambiguous(fitting),
+                }
+            }
+        }
+    }
+}
+
+/// "`A`", "`A` and `B`", "`A`, `B` and `C`".
+pub(crate) fn and_list(algs: &[Algorithm]) -> String {
+    let names: Vec<String> = algs.iter().map(|a| format!("`{a}`")).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
+
 impl fmt::Display for Algorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Algorithm::*;
+
+    #[test]
+    fn a_key_is_bound_to_one_algorithm() {
+        let all = Algorithm::ALL;
+        // Its own `alg` first, whatever the issuer allows.
+        assert_eq!(
+            Binding::of(KeyFamily::Rsa, Some(PS256), &[RS256]),
+            Binding::One(PS256)
+        );
+        // EC and OKP keys by their curve.
+        assert_eq!(
+            Binding::of(KeyFamily::P256, None, &all),
+            Binding::One(ES256)
+        );
+        assert_eq!(
+            Binding::of(KeyFamily::P384, None, &all),
+            Binding::One(ES384)
+        );
+        assert_eq!(
+            Binding::of(KeyFamily::Ed25519, None, &[RS256]),
+            Binding::One(EdDSA)
+        );
+        // RSA keys without `alg` by the one RSA algorithm the issuer allows.
+        assert_eq!(
+            Binding::of(KeyFamily::Rsa, None, &[ES256, PS384, EdDSA]),
+            Binding::One(PS384)
+        );
+        assert_eq!(
+            Binding::of(KeyFamily::Rsa, None, &[RS256, ES256, PS256]),
+            Binding::Ambiguous(vec![RS256, PS256])
+        );
+        assert_eq!(
+            Binding::of(KeyFamily::Rsa, None, &[ES256, EdDSA]),
+            Binding::Unusable
+        );
+    }
+
+    #[test]
+    fn lists_read_as_english() {
+        assert_eq!(and_list(&[]), "");
+        assert_eq!(and_list(&[RS256]), "`RS256`");
+        assert_eq!(and_list(&[RS256, PS256]), "`RS256` and `PS256`");
+        assert_eq!(
+            and_list(&[RS256, PS256, RS512]),
+            "`RS256`, `PS256` and `RS512`"
+        );
     }
 }

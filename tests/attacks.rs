@@ -1638,3 +1638,342 @@ mod fuzz_regressions {
         );
     }
 }
+
+/// Keys no honest issuer publishes are refused wherever keys come from (policy files, inline
+/// sets, `verify --jwks`); remote sets skip them (tests/remote_keys.rs).
+mod refused_keys {
+    use super::*;
+    use jwt_policy::policy::DiagnosticKind;
+    use jwt_policy::{KeyError, KeySet};
+
+    const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+
+    /// The Ed25519 identity point (y = 1), a point of order 1.
+    fn identity() -> [u8; 32] {
+        let mut x = [0; 32];
+        x[0] = 1;
+        x
+    }
+
+    /// The encodings of the points of order 1, 2 and 4: the identity, (0, -1), and (±√-1, 0).
+    fn order_four_points() -> [[u8; 32]; 4] {
+        let mut minus_one = [0xff; 32];
+        minus_one[0] = 0xec;
+        minus_one[31] = 0x7f;
+        let mut sqrt_minus_one_negated = [0; 32];
+        sqrt_minus_one_negated[31] = 0x80;
+        [identity(), minus_one, [0; 32], sqrt_minus_one_negated]
+    }
+
+    /// Tokens with good claims for `kid`, "signed" without any private key: R is one of the
+    /// points of order 1, 2 or 4 and S = 0. A cofactorless check compares R with
+    /// [S]B - [k]A = -[k]A, which for a public key A of order 1, 2 or 4 is one of those four
+    /// points whatever k is: one of the four tokens verifies.
+    pub(super) fn forgeries(kid: &str) -> Vec<String> {
+        let header = json!({ "alg": "EdDSA", "typ": "at+jwt", "kid": kid });
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string()),
+            b64(good_claims().to_string())
+        );
+        order_four_points()
+            .iter()
+            .map(|r| {
+                let mut signature = r.to_vec();
+                signature.extend([0u8; 32]);
+                format!("{input}.{}", b64(signature))
+            })
+            .collect()
+    }
+
+    /// A JWKS with one Ed25519 key `x`, `kid` `forged`.
+    pub(super) fn ed25519_jwks(x: &[u8]) -> String {
+        json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "kid": "forged", "x": b64(x) }] })
+            .to_string()
+    }
+
+    /// The one error of a refused policy text; panics with `accepted` when the policy is valid.
+    #[track_caller]
+    fn refusal(text: &str, accepted: impl FnOnce() -> String) -> jwt_policy::Diagnostic {
+        match Policy::from_toml("test.toml", text, POLICIES) {
+            Ok(_) => panic!("the policy was accepted: {}", accepted()),
+            Err(e) => {
+                let errors: Vec<_> = e.errors().cloned().collect();
+                assert_eq!(errors.len(), 1, "{e}");
+                let error = errors.into_iter().next().unwrap();
+                assert_eq!(error.kind, DiagnosticKind::KeySource, "{e}");
+                // Located at the key source.
+                let span = error.span.clone().unwrap();
+                assert!(text[..span.start].ends_with("jwks = "), "{e}");
+                error
+            }
+        }
+    }
+
+    #[test]
+    fn a_policy_trusting_a_small_order_ed25519_key_is_refused() {
+        for x in [identity(), [0; 32]] {
+            let text = policy_with_jwks(&ed25519_jwks(&x));
+            let error = refusal(&text, || {
+                let engine = engine(&text, CTX);
+                let allowed = forgeries("forged")
+                    .iter()
+                    .filter(|t| decide(&engine, t).is_allowed())
+                    .count();
+                format!(
+                    "`x` = `{}`: {allowed} of 4 tokens made without any private key are allowed",
+                    b64(x)
+                )
+            });
+            assert_eq!(
+                error.message,
+                "JWKS key 0 (`kid` `forged`): Ed25519 `x` is a point of small order: \
+                 signatures could be forged for it without any private key",
+                "{}",
+                b64(x)
+            );
+        }
+    }
+
+    /// `jwt-policy verify --jwks FILE TOKEN` with the reference policy (keys replaced by FILE).
+    fn verify_with_jwks(jwks: &str, token: &str) -> std::process::Output {
+        verify_policy_with_jwks(&keycard_policy(&[&TestKey::es256("e1")]), jwks, token)
+    }
+
+    /// `jwt-policy verify --jwks FILE TOKEN` with this policy text.
+    fn verify_policy_with_jwks(policy: &str, jwks: &str, token: &str) -> std::process::Output {
+        let dir = tempfile::tempdir().unwrap();
+        let policy_path = dir.path().join("policy.toml");
+        std::fs::write(&policy_path, policy).unwrap();
+        let policy = policy_path;
+        let keys = dir.path().join("keys.json");
+        std::fs::write(&keys, jwks).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_jwt-policy"))
+            .args(["verify", "--policy"])
+            .arg(&policy)
+            .args(["--now", &NOW.to_string(), "--context"])
+            .arg("credential.key_id=stable-1")
+            .arg("--jwks")
+            .arg(&keys)
+            .arg(token)
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn verify_jwks_refuses_a_small_order_key() {
+        // R = identity, S = 0 verifies any message under the identity key.
+        let forged = &forgeries("forged")[0];
+        let out = verify_with_jwks(&ed25519_jwks(&identity()), forged);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(stderr.contains("point of small order"), "{stderr}");
+    }
+
+    /// The strict reader's complaint about the one key of `jwk`.
+    #[track_caller]
+    fn problem(jwk: Value) -> String {
+        let jwks = json!({ "keys": [jwk] }).to_string();
+        match KeySet::from_jwks(jwks.as_bytes()) {
+            Err(KeyError::InvalidKey { problem, .. }) => problem,
+            other => panic!("{jwk}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn degenerate_rsa_exponents_are_refused() {
+        let key = TestKey::rsa("r1", "RS256", 0);
+        let with_e = |e: &[u8]| {
+            let mut jwk = key.jwk.clone();
+            jwk["e"] = json!(b64(e));
+            jwk
+        };
+        for (e, says) in [
+            (&[1u8][..], "RSA exponent is 1"),
+            (&[2], "RSA exponent 2 is even"),
+            (&[1, 0, 0], "RSA exponent 65536 is even"),
+            (
+                &[3, 0, 0, 0, 1],
+                "RSA exponent has 34 bits; at most 33 are supported",
+            ),
+        ] {
+            let problem = problem(with_e(e));
+            assert!(problem.starts_with(says), "{e:?}: {problem}");
+        }
+        // 3, 65537 and a 33-bit exponent are fine.
+        for e in [&[3u8][..], &[1, 0, 1], &[1, 0, 0, 0, 1]] {
+            let jwks = json!({ "keys": [with_e(e)] }).to_string();
+            assert!(KeySet::from_jwks(jwks.as_bytes()).is_ok(), "{e:?}");
+        }
+        // And through a policy: a located `check` error rather than `invalid_signature` later.
+        let text = replace(
+            &policy_with_jwks(&json!({ "keys": [with_e(&[1])] }).to_string()),
+            r#"algorithms = ["RS256", "ES256", "EdDSA"]"#,
+            r#"algorithms = ["RS256"]"#,
+        );
+        let error = refusal(&text, || {
+            let d = decide(&engine(&text, CTX), &key.sign(&good_claims()));
+            format!("a token then gets {}", outcome(&d))
+        });
+        assert!(error.message.contains("RSA exponent is 1"), "{error:?}");
+    }
+
+    #[test]
+    fn ec_points_off_their_curve_are_refused() {
+        for key in [TestKey::es256("e1"), TestKey::es384("e1")] {
+            let crv = key.jwk["crv"].as_str().unwrap().to_owned();
+            let len = if crv == "P-256" { 32 } else { 48 };
+            let mut y = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(key.jwk["y"].as_str().unwrap())
+                .unwrap();
+            y[len - 1] ^= 1;
+            let mut off_curve = key.jwk.clone();
+            off_curve["y"] = json!(b64(&y));
+            // The point at infinity has no affine coordinates; zeros are how it gets spelled.
+            let mut zeros = key.jwk.clone();
+            zeros["x"] = json!(b64(vec![0u8; len]));
+            zeros["y"] = json!(b64(vec![0u8; len]));
+            for jwk in [off_curve, zeros] {
+                let problem = problem(jwk.clone());
+                assert_eq!(problem, format!("EC point is not on {crv}"), "{jwk}");
+            }
+            let jwks = json!({ "keys": [key.jwk] }).to_string();
+            assert!(KeySet::from_jwks(jwks.as_bytes()).is_ok());
+        }
+    }
+
+    /// The reference policy with this JWKS inline and these algorithms.
+    pub(super) fn allowing(algorithms: &str, jwks: &str) -> String {
+        replace(
+            &policy_with_jwks(jwks),
+            r#"algorithms = ["RS256", "ES256", "EdDSA"]"#,
+            &format!("algorithms = {algorithms}"),
+        )
+    }
+
+    #[test]
+    fn an_rsa_key_without_alg_under_several_rsa_algorithms_is_refused_by_check() {
+        let rs256 = TestKey::rsa("r1", "RS256", 0);
+        let ps256 = TestKey::rsa("r1", "PS256", 0);
+        let text = allowing(r#"["RS256", "PS256"]"#, &jwks(&[&rs256]));
+        let error = refusal(&text, || {
+            let engine = engine(&text, CTX);
+            format!(
+                "RS256 token: {}, PS256 token: {}",
+                outcome(&decide(&engine, &rs256.sign(&good_claims()))),
+                outcome(&decide(&engine, &ps256.sign(&good_claims())))
+            )
+        });
+        assert_eq!(
+            error.message,
+            "JWKS key 0 (`kid` `r1`): RSA key has no `alg`, and the issuer allows `RS256` and \
+             `PS256`: it would verify tokens of each (RFC 8725 §3.1)"
+        );
+        assert_eq!(
+            error.help.as_deref(),
+            Some(
+                "add the `alg` its tokens use to the JWK (e.g. `\"alg\": \"RS256\"`), or allow only one RSA algorithm"
+            )
+        );
+        // With its `alg`, the key is bound to it.
+        let pinned = json!({ "keys": [rs256.jwk_with_alg()] }).to_string();
+        let bound = engine(&allowing(r#"["RS256", "PS256"]"#, &pinned), CTX);
+        assert_allow(&decide(&bound, &rs256.sign(&good_claims())));
+        assert_deny(
+            &decide(&bound, &ps256.sign(&good_claims())),
+            "key_mismatch",
+            "key",
+        );
+        // Under one allowed RSA algorithm, a key without `alg` is bound to that one.
+        let one = engine(&allowing(r#"["RS256"]"#, &jwks(&[&rs256])), CTX);
+        assert_allow(&decide(&one, &rs256.sign(&good_claims())));
+    }
+
+    /// An engine for the reference policy allowing `algorithms` (its own keys: one ES256 key
+    /// `e1`), with every issuer's keys replaced by `keys` as a service would in code (and as
+    /// `verify --jwks` does).
+    fn replaced_keys(algorithms: &str, keys: &[&TestKey]) -> PolicyEngine {
+        let text = allowing(algorithms, &jwks(&[&TestKey::es256("e1")]));
+        let policy = Policy::from_toml("test.toml", &text, POLICIES).unwrap();
+        let set = KeySet::from_jwks(jwks(keys).as_bytes()).unwrap();
+        PolicyEngine::builder(policy)
+            .context("credential.key_id", "stable-1")
+            .key_source_for_all(std::sync::Arc::new(jwt_policy::StaticKeys::new(set)))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn replaced_keys_without_alg_never_verify_under_several_rsa_algorithms() {
+        let rs256 = TestKey::rsa("r1", "RS256", 0);
+        let ps256 = TestKey::rsa("r1", "PS256", 0);
+        let engine = replaced_keys(r#"["RS256", "PS256", "ES256"]"#, &[&rs256]);
+        for token in [ps256.sign(&good_claims()), rs256.sign(&good_claims())] {
+            let d = decide(&engine, &token);
+            assert_deny(&d, "key_mismatch", "key");
+            assert_eq!(
+                check(&d, "key").detail(),
+                "key `r1`: RSA key has no `alg`, and the issuer allows `RS256` and `PS256`: \
+                 it would verify tokens of each (RFC 8725 §3.1)",
+                "{}",
+                d.explain()
+            );
+        }
+        // One RSA algorithm allowed: the key is bound to it.
+        let engine = replaced_keys(r#"["RS256", "ES256"]"#, &[&rs256]);
+        assert_allow(&decide(&engine, &rs256.sign(&good_claims())));
+    }
+
+    #[test]
+    fn a_key_whose_type_fits_no_allowed_algorithm_denies_key_mismatch() {
+        // An RSA key without `alg` under an issuer allowing only ES256, named by an ES256 token.
+        let es = TestKey::es256("r1");
+        let rsa = TestKey::rsa("r1", "RS256", 0);
+        let engine = replaced_keys(r#"["ES256"]"#, &[&rsa]);
+        let d = decide(&engine, &es.sign(&good_claims()));
+        assert_deny(&d, "key_mismatch", "key");
+        assert!(
+            check(&d, "key")
+                .detail()
+                .contains("needs an EC P-256 key; key is RSA"),
+            "{}",
+            d.explain()
+        );
+        // An EC key named by an RS256 token under an issuer allowing RS256 and PS256.
+        let ec = TestKey::es256("e2");
+        let engine = replaced_keys(r#"["RS256", "PS256"]"#, &[&ec]);
+        let header = header_with(&rsa, json!({ "kid": "e2" }));
+        let d = decide(&engine, &rsa.sign_with(&header, &good_claims()));
+        assert_deny(&d, "key_mismatch", "key");
+    }
+
+    #[test]
+    fn verify_jwks_refuses_a_set_ambiguous_for_an_issuer_of_the_policy() {
+        // The reference policy allows one RSA algorithm: a key without `alg` is fine...
+        let rs256 = TestKey::rsa("r1", "RS256", 0);
+        let out = verify_with_jwks(&jwks(&[&rs256]), &rs256.sign(&good_claims()));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // ...but not where the issuer allows several.
+        let policy = allowing(
+            r#"["RS256", "PS256", "ES256"]"#,
+            &jwks(&[&TestKey::es256("e1")]),
+        );
+        let out = verify_policy_with_jwks(&policy, &jwks(&[&rs256]), &rs256.sign(&good_claims()));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("issuer `https://abc123.keycard.cloud`: JWKS key 0 (`kid` `r1`): RSA key has no `alg`, and the issuer allows `RS256` and `PS256`"),
+            "{stderr}"
+        );
+    }
+}

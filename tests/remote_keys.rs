@@ -550,3 +550,160 @@ mod lifecycle {
         );
     }
 }
+
+/// Keys no honest issuer publishes: a remote set skips them (and logs a `warn` event for each,
+/// tests/remote_key_warnings.rs) and the other keys still work.
+mod refused_keys {
+    use super::*;
+
+    use base64::Engine as _;
+    use jwt_policy::{Algorithm, KeySource, RemoteKeys, RemoteSettings, RemoteSource};
+
+    /// A token "signed" for `kid` without any private key: R = the identity point, S = 0, which a
+    /// cofactorless check accepts for every message under the identity point as public key.
+    fn forged(kid: &str, claims: &serde_json::Value) -> String {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let header = json!({ "alg": "EdDSA", "typ": "at+jwt", "kid": kid }).to_string();
+        let input = format!(
+            "{}.{}",
+            b64(header.as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let mut signature = [0u8; 64];
+        signature[0] = 1;
+        format!("{input}.{}", b64(&signature))
+    }
+
+    /// The identity point as an Ed25519 JWK.
+    fn identity_jwk(kid: &str) -> serde_json::Value {
+        json!({ "kty": "OKP", "crv": "Ed25519", "kid": kid, "x": "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" })
+    }
+
+    /// What a source for an issuer allowing `algorithms` skipped in the set at `/jwks`.
+    async fn skipped(server: &KeyServer, algorithms: &[Algorithm]) -> Vec<String> {
+        let url = url::Url::parse(&server.url("/jwks")).unwrap();
+        let source = RemoteKeys::for_issuer(
+            RemoteSource::JwksUrl(url),
+            RemoteSettings::default(),
+            algorithms,
+        )
+        .unwrap();
+        source.fetch_now().await.unwrap();
+        source.keys().unwrap().skipped().to_vec()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_small_order_ed25519_key_is_skipped() {
+        let good = TestKey::es256("good");
+        let server = KeyServer::start().await;
+        server.set(
+            "/jwks",
+            Reply::json(json!({ "keys": [identity_jwk("forged"), good.jwk] }).to_string()),
+        );
+        let engine = engine_for(policy(&jwks_url(&server), SETTINGS))
+            .await
+            .unwrap();
+        let d = decide_async(&engine, &forged("forged", &good_claims())).await;
+        assert_deny(&d, "key_not_found", "key");
+        assert_allow(&decide_async(&engine, &good.sign(&good_claims())).await);
+        assert_eq!(
+            skipped(&server, &[Algorithm::EdDSA, Algorithm::ES256]).await,
+            [
+                "key 0 (`kid` `forged`): Ed25519 `x` is a point of small order: signatures could be forged for it without any private key"
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_small_order_key_found_by_discovery_is_skipped() {
+        let good = TestKey::es256("good");
+        let server = KeyServer::start().await;
+        let iss = server.origin();
+        server.set(
+            "/.well-known/oauth-authorization-server",
+            Reply::json(json!({ "issuer": iss, "jwks_uri": server.url("/keys") }).to_string()),
+        );
+        server.set(
+            "/keys",
+            Reply::json(json!({ "keys": [identity_jwk("forged"), good.jwk] }).to_string()),
+        );
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/keycard-mcp.toml"
+        ))
+        .unwrap();
+        let text = replace(
+            &text,
+            "zone_url = \"https://abc123.keycard.cloud\"",
+            &format!("zone_url = \"{iss}\""),
+        );
+        let text = replace(
+            &text,
+            "jwks_file = \"keycard-mcp.jwks.json\"",
+            "discovery = true",
+        );
+        let policy = Policy::from_toml("discovery.toml", text, ".").unwrap();
+        let engine = engine_for(policy).await.unwrap();
+        let claims = claims_with(json!({ "iss": iss }));
+        let d = decide_async(&engine, &forged("forged", &claims)).await;
+        assert_deny(&d, "key_not_found", "key");
+        assert_allow(&decide_async(&engine, &good.sign(&claims)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_rsa_key_without_alg_under_several_rsa_algorithms_is_skipped() {
+        let rs256 = TestKey::rsa("r1", "RS256", 0);
+        let ps256 = TestKey::rsa("r1", "PS256", 0);
+        let es = TestKey::es256("e1");
+        let server = KeyServer::start().await;
+        server.set("/jwks", Reply::json(jwks(&[&rs256, &es])));
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/keycard-mcp.toml"
+        ))
+        .unwrap();
+        let text = replace(
+            &text,
+            "jwks_file = \"keycard-mcp.jwks.json\"",
+            &jwks_url(&server),
+        );
+        let text = replace(
+            &text,
+            r#"algorithms = ["RS256", "ES256", "EdDSA"]"#,
+            r#"algorithms = ["RS256", "PS256", "ES256"]"#,
+        );
+        let policy = Policy::from_toml(
+            "remote.toml",
+            format!("{text}\n[remote_keys]\n{SETTINGS}\n"),
+            ".",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let engine = engine_for(policy).await.unwrap();
+        for token in [rs256.sign(&good_claims()), ps256.sign(&good_claims())] {
+            assert_deny(&decide_async(&engine, &token).await, "key_not_found", "key");
+        }
+        assert_allow(&decide_async(&engine, &es.sign(&good_claims())).await);
+        use Algorithm::{ES256, PS256, RS256};
+        assert_eq!(
+            skipped(&server, &[RS256, PS256, ES256]).await,
+            [
+                "key 0 (`kid` `r1`): RSA key has no `alg`, and the issuer allows `RS256` and `PS256`: it would verify tokens of each (RFC 8725 §3.1)"
+            ]
+        );
+        // Under one RSA algorithm the key is bound to it, and kept.
+        assert!(skipped(&server, &[RS256, ES256]).await.is_empty());
+
+        // With its `alg`, the same key works for that algorithm only.
+        server.set(
+            "/jwks",
+            Reply::json(json!({ "keys": [rs256.jwk_with_alg(), es.jwk] }).to_string()),
+        );
+        run_for(60).await;
+        assert_allow(&decide_async(&engine, &rs256.sign(&good_claims())).await);
+        assert_deny(
+            &decide_async(&engine, &ps256.sign(&good_claims())).await,
+            "key_mismatch",
+            "key",
+        );
+    }
+}

@@ -1,15 +1,17 @@
 //! `jwt-policy verify --policy POLICY [...] (TOKEN | --token-file FILE | --tokens-file FILE|-)`
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cli::{EXIT_DENY, EXIT_ERROR, EXIT_OK};
 use url::Url;
 
-use crate::jwks::is_loopback;
+use crate::jwks::{KeySet, is_loopback};
+use crate::policy::JwksSource;
 use crate::{
-    BuildError, Decision, Policy, PolicyEngine, RemoteKeys, RemoteSource, StaticKeys, UnixTime,
+    BuildError, Decision, KeyError, Policy, PolicyEngine, RemoteKeys, RemoteSource, StaticKeys,
+    UnixTime,
 };
 
 /// Output formats.
@@ -82,6 +84,10 @@ fn try_run(args: &Args) -> Result<u8, String> {
         }
     };
     let remote_settings = policy.remote_keys().clone();
+    let jwks = match &args.jwks {
+        Some(path) => Some(jwks_for(&policy, path)?),
+        None => None,
+    };
     let mut builder = PolicyEngine::builder(policy);
     for pair in &args.context {
         let (key, value) = pair
@@ -89,9 +95,7 @@ fn try_run(args: &Args) -> Result<u8, String> {
             .ok_or_else(|| format!("`--context {pair}` must be KEY=VALUE"))?;
         builder = builder.context(key, value);
     }
-    if let Some(path) = &args.jwks {
-        let keys =
-            StaticKeys::from_file(path).map_err(|e| format!("`--jwks {}`: {e}", path.display()))?;
+    if let Some(keys) = jwks {
         builder = builder.key_source_for_all(Arc::new(keys));
     }
     if let Some(url) = &args.jwks_url {
@@ -202,6 +206,26 @@ fn build_error(e: &BuildError) -> String {
         }
         _ => e.to_string(),
     }
+}
+
+/// Reads the `--jwks` file, refusing it when a key would verify tokens of several algorithms one
+/// issuer of the policy allows (every such token would be denied with `key_mismatch`).
+fn jwks_for(policy: &Policy, path: &Path) -> Result<StaticKeys, String> {
+    let set = KeySet::load(&JwksSource::File(path.to_path_buf())).map_err(|e| match e {
+        // Names the file already.
+        KeyError::Io { .. } => e.to_string(),
+        _ => format!("`--jwks {}`: {e}", path.display()),
+    })?;
+    for issuer in policy.issuers() {
+        if let Some(error) = set.ambiguous(issuer.algorithms()).first() {
+            return Err(format!(
+                "`--jwks {}`: for issuer `{}`: {error}",
+                path.display(),
+                issuer.iss()
+            ));
+        }
+    }
+    Ok(StaticKeys::new(set))
 }
 
 /// Removes one `\n` or `\r\n`.

@@ -353,7 +353,7 @@ impl<'e> Run<'e> {
                 return None;
             }
         };
-        let key = match set.select(kid.as_deref(), alg) {
+        let key = match set.select(kid.as_deref(), alg, &issuer.algorithms) {
             Ok(key) => key,
             Err(SelectError::NotFound(why)) => {
                 if kid.is_some() && !alg.is_hmac() {

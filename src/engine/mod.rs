@@ -338,11 +338,15 @@ impl EngineBuilder {
                     Some(Arc::new(StaticKeys::from_arc(set.clone())))
                 }
                 (None, None, Some(IssuerKeys::Remote(source))) => {
-                    let remote = RemoteKeys::new(source.clone(), policy.remote_keys.clone())
-                        .map_err(|error| BuildError::Keys {
-                            iss: issuer.iss.clone(),
-                            error,
-                        })?;
+                    let remote = RemoteKeys::for_issuer(
+                        source.clone(),
+                        policy.remote_keys.clone(),
+                        &issuer.algorithms,
+                    )
+                    .map_err(|error| BuildError::Keys {
+                        iss: issuer.iss.clone(),
+                        error,
+                    })?;
                     Some(Arc::new(remote))
                 }
                 (None, None, None) => None,

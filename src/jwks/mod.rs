@@ -12,9 +12,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use base64::Engine as _;
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use jsonwebtoken::DecodingKey;
 
-use crate::algorithm::{Algorithm, KeyFamily};
+use crate::algorithm::{Algorithm, Binding, KeyFamily, and_list};
 use crate::policy::JwksSource;
 use crate::token::json::{self, Json, Object};
 
@@ -26,6 +27,12 @@ pub use remote::{KeyStats, RemoteKeys, RemoteSettings, RemoteSource, Startup, is
 const MAX_JWKS_DEPTH: usize = 16;
 /// RSA moduli shorter than this are refused (NIST SP 800-131A; aws-lc refuses them at verify time).
 const MIN_RSA_BITS: usize = 2048;
+/// RSA moduli longer than this are refused: aws-lc verifies RSA signatures with 2048 to 8192-bit
+/// moduli only, so a longer one would fail every token.
+const MAX_RSA_BITS: usize = 8192;
+/// RSA exponents longer than this are refused: aws-lc refuses them at verify time (a guard
+/// against slow verifications); honest keys use 65537, 17 bits.
+const MAX_RSA_EXPONENT_BITS: usize = 33;
 
 /// Why keys could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +97,8 @@ fn skipped_label(skipped: &[String]) -> String {
 #[derive(Clone)]
 pub struct Key {
     kid: Option<String>,
+    /// Its position in the JWK set it was read from (for messages).
+    position: Option<usize>,
     family: KeyFamily,
     /// The JWK's own `alg`: when present, a token's `alg` must equal it.
     alg: Option<Algorithm>,
@@ -128,6 +137,7 @@ impl Key {
     pub(crate) fn hmac(kid: Option<String>, secret: &[u8]) -> Key {
         Key {
             kid,
+            position: None,
             family: KeyFamily::Hmac,
             alg: None,
             secret_len: secret.len(),
@@ -135,8 +145,12 @@ impl Key {
         }
     }
 
-    /// Why this key cannot verify `alg`, if it cannot.
-    pub(crate) fn mismatch(&self, alg: Algorithm) -> Option<String> {
+    /// Why this key cannot verify `alg` for an issuer that allows `allowed`, if it cannot.
+    ///
+    /// A public key verifies one algorithm only (see [`Binding`]): an RSA key without `alg`
+    /// verifies nothing while the issuer allows several RSA algorithms. HMAC secrets are named by
+    /// the policy, not read from a JWKS: they verify each HMAC algorithm they are long enough for.
+    pub(crate) fn mismatch(&self, alg: Algorithm, allowed: &[Algorithm]) -> Option<String> {
         if self.family != alg.family() {
             return Some(format!(
                 "`{alg}` needs an {} key; key is {}",
@@ -144,17 +158,33 @@ impl Key {
                 self.family
             ));
         }
-        if let Some(own) = self.alg.filter(|own| *own != alg) {
-            return Some(format!("key is for `{own}` only; token says `{alg}`"));
+        if self.family == KeyFamily::Hmac {
+            return (self.secret_len < alg.min_secret_len()).then(|| {
+                format!(
+                    "`{alg}` needs a secret of at least {} bytes; this one has {}",
+                    alg.min_secret_len(),
+                    self.secret_len
+                )
+            });
         }
-        if self.family == KeyFamily::Hmac && self.secret_len < alg.min_secret_len() {
-            return Some(format!(
-                "`{alg}` needs a secret of at least {} bytes; this one has {}",
-                alg.min_secret_len(),
-                self.secret_len
-            ));
+        match self.binding(allowed) {
+            Binding::One(bound) if bound == alg => None,
+            Binding::One(bound) => Some(format!("key is for `{bound}` only; token says `{alg}`")),
+            unbound => unbound_problem(self.family, &unbound),
         }
-        None
+    }
+
+    /// Which algorithm this key verifies for an issuer that allows `allowed`.
+    fn binding(&self, allowed: &[Algorithm]) -> Binding {
+        Binding::of(self.family, self.alg, allowed)
+    }
+
+    /// Why this key would verify tokens of several of `allowed`, if it would.
+    fn ambiguity(&self, allowed: &[Algorithm]) -> Option<String> {
+        match self.binding(allowed) {
+            binding @ Binding::Ambiguous(_) => unbound_problem(self.family, &binding),
+            Binding::One(_) | Binding::Unusable => None,
+        }
     }
 
     /// Checks `signature` (base64url, already checked canonical) over `signing_input` with `alg`.
@@ -167,6 +197,20 @@ impl Key {
             alg.to_jsonwebtoken(),
         )
         .unwrap_or(false)
+    }
+}
+
+/// Why a key without `alg` verifies nothing: it would verify several allowed algorithms, or none.
+fn unbound_problem(family: KeyFamily, binding: &Binding) -> Option<String> {
+    match binding {
+        Binding::One(_) => None,
+        Binding::Ambiguous(algs) => Some(format!(
+            "{family} key has no `alg`, and the issuer allows {}: it would verify tokens of each (RFC 8725 §3.1)",
+            and_list(algs)
+        )),
+        Binding::Unusable => Some(format!(
+            "{family} key has no `alg`, and the issuer allows no {family} algorithm"
+        )),
     }
 }
 
@@ -220,7 +264,10 @@ impl KeySet {
         for (index, jwk) in keys.iter().enumerate() {
             let (kid, read) = set.read_key(jwk);
             match read {
-                Ok(Parsed::Key(key)) => set.keys.push(key),
+                Ok(Parsed::Key(mut key)) => {
+                    key.position = Some(index);
+                    set.keys.push(key);
+                }
                 Ok(Parsed::Skipped(why)) => {
                     set.skipped
                         .push(format!("key {index}{}: {why}", kid_label(&kid)));
@@ -310,11 +357,58 @@ impl KeySet {
         &self.skipped
     }
 
-    /// Chooses the key for a token with header `kid` and `alg`.
+    /// The keys that would verify tokens of several of `allowed` (an issuer's algorithms): RSA
+    /// keys without `alg` while the issuer allows several RSA algorithms (RFC 8725 §3.1). One
+    /// error each, naming the key.
+    pub(crate) fn ambiguous(&self, allowed: &[Algorithm]) -> Vec<KeyError> {
+        self.keys
+            .iter()
+            .filter_map(|key| {
+                Some(KeyError::InvalidKey {
+                    index: key.position.unwrap_or_default(),
+                    kid: key.kid.clone(),
+                    problem: key.ambiguity(allowed)?,
+                })
+            })
+            .collect()
+    }
+
+    /// This set for an issuer that allows `allowed`, leniently: the keys [`KeySet::ambiguous`]
+    /// names are skipped (and listed in [`KeySet::skipped`]) like other unusable keys of a remote
+    /// set. No key left is an error.
+    pub(crate) fn for_algorithms(self, allowed: &[Algorithm]) -> Result<KeySet, KeyError> {
+        let KeySet { keys, mut skipped } = self;
+        let mut kept = Vec::with_capacity(keys.len());
+        for key in keys {
+            match key.ambiguity(allowed) {
+                None => kept.push(key),
+                Some(problem) => skipped.push(format!(
+                    "key {}{}: {problem}",
+                    key.position.unwrap_or_default(),
+                    kid_label(&key.kid)
+                )),
+            }
+        }
+        if kept.is_empty() {
+            return Err(KeyError::NoUsableKeys { skipped });
+        }
+        Ok(KeySet {
+            keys: kept,
+            skipped,
+        })
+    }
+
+    /// Chooses the key for a token with header `kid` and `alg`, from an issuer that allows
+    /// `allowed`.
     ///
     /// With a `kid`, the key must have that `kid` (and fit `alg`). Without one, exactly one key
     /// may fit `alg`; several would be a guess, so that is refused too.
-    pub(crate) fn select(&self, kid: Option<&str>, alg: Algorithm) -> Result<&Key, SelectError> {
+    pub(crate) fn select(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        allowed: &[Algorithm],
+    ) -> Result<&Key, SelectError> {
         match kid {
             Some(kid) => {
                 let named: Vec<&Key> = self
@@ -330,7 +424,7 @@ impl KeySet {
                 }
                 let mut reasons = Vec::new();
                 for key in &named {
-                    match key.mismatch(alg) {
+                    match key.mismatch(alg, allowed) {
                         None => return Ok(key),
                         Some(why) => reasons.push(why),
                     }
@@ -345,13 +439,29 @@ impl KeySet {
                 let fitting: Vec<&Key> = self
                     .keys
                     .iter()
-                    .filter(|k| k.mismatch(alg).is_none())
+                    .filter(|k| k.mismatch(alg, allowed).is_none())
                     .collect();
                 match fitting.as_slice() {
                     [one] => Ok(one),
-                    [] => Err(SelectError::NotFound(format!(
-                        "token has no `kid` and no key fits `{alg}`"
-                    ))),
+                    [] => {
+                        // Keys of the right kind that still do not fit: say why.
+                        let mut reasons: Vec<String> = Vec::new();
+                        for key in self.keys.iter().filter(|k| k.family == alg.family()) {
+                            if let Some(why) = key.mismatch(alg, allowed)
+                                && !reasons.contains(&why)
+                            {
+                                reasons.push(why);
+                            }
+                        }
+                        let why = if reasons.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", reasons.join("; "))
+                        };
+                        Err(SelectError::NotFound(format!(
+                            "token has no `kid` and no key fits `{alg}`{why}"
+                        )))
+                    }
                     many => Err(SelectError::NotFound(format!(
                         "token has no `kid` and {} keys fit `{alg}`; refusing to guess",
                         many.len()
@@ -398,20 +508,7 @@ fn parse_jwk(jwk: &Object, kid: Option<String>) -> Result<Parsed, String> {
         "RSA" => {
             let n = b64_member(jwk, "n")?;
             let e = b64_member(jwk, "e")?;
-            let n_trimmed: &[u8] = strip_leading_zeros(&n);
-            // The first byte left is non-zero, so it has at most 7 leading zero bits. (An empty
-            // modulus once underflowed here: found by the `jwks` fuzz target.)
-            let bits = n_trimmed
-                .first()
-                .map_or(0, |b| n_trimmed.len() * 8 - b.leading_zeros() as usize);
-            if bits < MIN_RSA_BITS {
-                return Err(format!(
-                    "RSA modulus has {bits} bits; at least {MIN_RSA_BITS} are required"
-                ));
-            }
-            if strip_leading_zeros(&e).is_empty() {
-                return Err("RSA exponent is zero".into());
-            }
+            check_rsa(&n, &e)?;
             (KeyFamily::Rsa, DecodingKey::from_rsa_raw_components(&n, &e))
         }
         "EC" => {
@@ -434,6 +531,7 @@ fn parse_jwk(jwk: &Object, kid: Option<String>) -> Result<Parsed, String> {
                     y.len()
                 ));
             }
+            check_ec_point(family, crv, &x, &y)?;
             let x = string_member(jwk, "x")?.unwrap_or_default();
             let y = string_member(jwk, "y")?.unwrap_or_default();
             let key =
@@ -448,9 +546,11 @@ fn parse_jwk(jwk: &Object, kid: Option<String>) -> Result<Parsed, String> {
                 )));
             }
             let x = b64_member(jwk, "x")?;
-            if x.len() != 32 {
-                return Err(format!("Ed25519 key must be 32 bytes; found {}", x.len()));
-            }
+            let point: [u8; 32] = x
+                .as_slice()
+                .try_into()
+                .map_err(|_| format!("Ed25519 key must be 32 bytes; found {}", x.len()))?;
+            check_ed25519(point)?;
             let x = string_member(jwk, "x")?.unwrap_or_default();
             let key =
                 DecodingKey::from_ed_components(x).map_err(|e| format!("bad Ed25519 key: {e}"))?;
@@ -474,11 +574,115 @@ fn parse_jwk(jwk: &Object, kid: Option<String>) -> Result<Parsed, String> {
     }
     Ok(Parsed::Key(Key {
         kid,
+        position: None,
         family,
         alg,
         secret_len: 0,
         decoding,
     }))
+}
+
+/// Refuses an RSA public key aws-lc would refuse when verifying (every token would then fail with
+/// `invalid_signature`), or that no honest issuer publishes, saying why.
+fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), String> {
+    let n_trimmed = strip_leading_zeros(n);
+    let bits = bit_len(n_trimmed);
+    if bits < MIN_RSA_BITS {
+        return Err(format!(
+            "RSA modulus has {bits} bits; at least {MIN_RSA_BITS} are required"
+        ));
+    }
+    if bits > MAX_RSA_BITS {
+        return Err(format!(
+            "RSA modulus has {bits} bits; at most {MAX_RSA_BITS} are supported"
+        ));
+    }
+    // RFC 7518 §2 (Base64urlUInt) and §6.3.1.1: the fewest octets; aws-lc refuses the others.
+    if n_trimmed.len() != n.len() {
+        return Err("RSA modulus `n` starts with a zero octet; it must be written in the fewest octets (RFC 7518 §6.3.1.1)".into());
+    }
+    if n.last().is_some_and(|b| b % 2 == 0) {
+        return Err("RSA modulus is even: it is not a product of two odd primes".into());
+    }
+    let e_trimmed = strip_leading_zeros(e);
+    if e_trimmed.is_empty() {
+        return Err("RSA exponent is zero".into());
+    }
+    if e_trimmed.len() != e.len() {
+        return Err("RSA exponent `e` starts with a zero octet; it must be written in the fewest octets (RFC 7518 §6.3.1.1)".into());
+    }
+    let e_bits = bit_len(e_trimmed);
+    if e_bits > MAX_RSA_EXPONENT_BITS {
+        return Err(format!(
+            "RSA exponent has {e_bits} bits; at most {MAX_RSA_EXPONENT_BITS} are supported (65537 is usual)"
+        ));
+    }
+    // At most 33 bits: five bytes fit a u64.
+    let exponent = e_trimmed
+        .iter()
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    if exponent == 1 {
+        return Err("RSA exponent is 1: anyone could forge signatures for this key".into());
+    }
+    if exponent % 2 == 0 {
+        return Err(format!(
+            "RSA exponent {exponent} is even; an RSA public exponent is odd (65537 is usual)"
+        ));
+    }
+    Ok(())
+}
+
+/// The bit length of a big-endian number without leading zero bytes.
+fn bit_len(trimmed: &[u8]) -> usize {
+    // The first byte is non-zero, so it has at most 7 leading zero bits. (An empty modulus once
+    // underflowed here: found by the `jwks` fuzz target.)
+    trimmed
+        .first()
+        .map_or(0, |b| trimmed.len() * 8 - b.leading_zeros() as usize)
+}
+
+/// Refuses EC coordinates that are not a point of the curve (the point at infinity has none).
+/// The JWK gives the curve, so a point off it would fail every signature, and invalid-curve
+/// points are how ECDH keys leak. aws-lc checks the point, as it does when verifying.
+fn check_ec_point(family: KeyFamily, crv: &str, x: &[u8], y: &[u8]) -> Result<(), String> {
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, EcdsaVerificationAlgorithm,
+        ParsedPublicKey,
+    };
+    let algorithm: &'static EcdsaVerificationAlgorithm = match family {
+        KeyFamily::P384 => &ECDSA_P384_SHA384_FIXED,
+        _ => &ECDSA_P256_SHA256_FIXED,
+    };
+    // SEC 1 §2.3.3: an uncompressed point is 0x04, then x, then y.
+    let mut point = Vec::with_capacity(1 + x.len() + y.len());
+    point.push(0x04);
+    point.extend_from_slice(x);
+    point.extend_from_slice(y);
+    ParsedPublicKey::new(algorithm, &point)
+        .map(|_| ())
+        .map_err(|_| format!("EC point is not on {crv}"))
+}
+
+/// Refuses an Ed25519 public key no honest issuer publishes: bytes that decode to no point (every
+/// signature would fail); a point of small order, for which signatures can be forged without
+/// any private key (aws-lc's cofactorless check accepts R = identity, S = 0 for every message
+/// under the identity point); and an encoding that is not canonical (y ≥ p, or a sign bit on
+/// x = 0: RFC 8032 §5.1.2 encodes each point one way). curve25519-dalek does the point
+/// arithmetic.
+fn check_ed25519(x: [u8; 32]) -> Result<(), String> {
+    let compressed = CompressedEdwardsY(x);
+    let point = compressed
+        .decompress()
+        .ok_or("Ed25519 `x` is not a point on the curve")?;
+    if point.is_small_order() {
+        return Err("Ed25519 `x` is a point of small order: signatures could be forged for it without any private key".into());
+    }
+    if point.compress() != compressed {
+        return Err(
+            "Ed25519 `x` is not the canonical encoding of its point (RFC 8032 §5.1.2)".into(),
+        );
+    }
+    Ok(())
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -559,5 +763,288 @@ impl StaticKeys {
 impl KeySource for StaticKeys {
     fn keys(&self) -> Result<Arc<KeySet>, KeyError> {
         Ok(self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(text: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap();
+        }
+        out
+    }
+
+    fn ed25519_jwks(x: &[u8]) -> String {
+        format!(
+            r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"k","x":"{}"}}]}}"#,
+            crate::token::BASE64URL.encode(x)
+        )
+    }
+
+    /// What the strict reader says about the one key of `jwks`; `None` when it is accepted. The
+    /// lenient reader must agree: it skips the key for the same reason.
+    fn refusal(jwks: &str) -> Option<String> {
+        match KeySet::from_jwks(jwks.as_bytes()) {
+            Ok(set) => {
+                let lenient = KeySet::from_jwks_lenient(jwks.as_bytes()).unwrap();
+                assert_eq!(lenient.keys().len(), set.keys().len());
+                None
+            }
+            Err(KeyError::InvalidKey { problem, .. }) => {
+                match KeySet::from_jwks_lenient(jwks.as_bytes()) {
+                    Err(KeyError::NoUsableKeys { skipped }) => {
+                        assert_eq!(skipped, [format!("key 0 (`kid` `k`): {problem}")]);
+                    }
+                    other => panic!("lenient: {other:?}"),
+                }
+                Some(problem)
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    /// The eight points of small order (the torsion subgroup), canonically encoded.
+    const SMALL_ORDER: [&str; 8] = [
+        // order 1: the identity, y = 1
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        // order 2: y = -1
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        // order 4: y = 0, both signs of x
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000080",
+        // order 8
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    ];
+
+    const SMALL_ORDER_PROBLEM: &str = "Ed25519 `x` is a point of small order: signatures could be forged for it without any private key";
+
+    #[test]
+    fn the_eight_small_order_ed25519_points_are_refused() {
+        for point in SMALL_ORDER {
+            assert_eq!(
+                refusal(&ed25519_jwks(&hex(point))).as_deref(),
+                Some(SMALL_ORDER_PROBLEM),
+                "{point}"
+            );
+        }
+        // They are eight different points: the whole torsion subgroup.
+        let mut distinct = SMALL_ORDER.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 8);
+    }
+
+    #[test]
+    fn non_canonical_spellings_of_small_order_points_are_refused() {
+        for point in [
+            // y = p (that is, 0) and y = p + 1 (that is, 1), each with both sign bits
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            // x = 0 with its sign bit set: the identity, and (0, -1)
+            "0100000000000000000000000000000000000000000000000000000000000080",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        ] {
+            assert_eq!(
+                refusal(&ed25519_jwks(&hex(point))).as_deref(),
+                Some(SMALL_ORDER_PROBLEM),
+                "{point}"
+            );
+        }
+    }
+
+    /// y = p + k as a little-endian encoding (k < 19, so y < 2^255 and the sign bit is clear).
+    fn p_plus(k: u8) -> [u8; 32] {
+        let mut y = hex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
+        y[0] += k;
+        y
+    }
+
+    #[test]
+    fn other_ed25519_keys_must_be_canonical_points() {
+        // y = p + k for small k is y = k spelled another way; some of these are points.
+        let mut non_canonical = 0;
+        let mut not_points = 0;
+        for k in 2..19 {
+            let x = p_plus(k);
+            let canonical = {
+                let mut c = [0u8; 32];
+                c[0] = k;
+                c
+            };
+            match refusal(&ed25519_jwks(&canonical)) {
+                // The same value written canonically is a good key: its other spelling is not.
+                None => {
+                    non_canonical += 1;
+                    assert_eq!(
+                        refusal(&ed25519_jwks(&x)).as_deref(),
+                        Some(
+                            "Ed25519 `x` is not the canonical encoding of its point (RFC 8032 §5.1.2)"
+                        ),
+                        "y = p + {k}"
+                    );
+                }
+                Some(problem) => {
+                    not_points += 1;
+                    assert_eq!(
+                        problem, "Ed25519 `x` is not a point on the curve",
+                        "y = {k}"
+                    );
+                    assert_eq!(refusal(&ed25519_jwks(&x)), Some(problem), "y = p + {k}");
+                }
+            }
+        }
+        assert!(
+            non_canonical > 0 && not_points > 0,
+            "{non_canonical} {not_points}"
+        );
+        // A real public key (RFC 8032 §7.1, test 1) is accepted.
+        let rfc8032 = hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        assert_eq!(refusal(&ed25519_jwks(&rfc8032)), None);
+    }
+
+    fn rsa_jwks(n: &[u8], e: &[u8], alg: Option<&str>) -> String {
+        let alg = alg.map(|a| format!(r#","alg":"{a}""#)).unwrap_or_default();
+        format!(
+            r#"{{"keys":[{{"kty":"RSA","kid":"k","n":"{}","e":"{}"{alg}}}]}}"#,
+            crate::token::BASE64URL.encode(n),
+            crate::token::BASE64URL.encode(e)
+        )
+    }
+
+    /// An odd modulus of `bits` bits (not a real key: nothing here verifies with it).
+    fn modulus(bits: usize) -> Vec<u8> {
+        let mut n = vec![0xffu8; bits.div_ceil(8)];
+        n[0] = 0xff >> (n.len() * 8 - bits);
+        n
+    }
+
+    #[test]
+    fn rsa_keys_aws_lc_would_refuse_are_refused_when_read() {
+        let e = [1, 0, 1];
+        assert_eq!(refusal(&rsa_jwks(&modulus(2048), &e, None)), None);
+        assert_eq!(refusal(&rsa_jwks(&modulus(8192), &e, None)), None);
+        let cases: [(Vec<u8>, Vec<u8>, &str); 9] = [
+            (
+                modulus(2047),
+                e.to_vec(),
+                "RSA modulus has 2047 bits; at least 2048 are required",
+            ),
+            (
+                modulus(8193),
+                e.to_vec(),
+                "RSA modulus has 8193 bits; at most 8192 are supported",
+            ),
+            (
+                [&[0u8][..], &modulus(2048)].concat(),
+                e.to_vec(),
+                "RSA modulus `n` starts with a zero octet; it must be written in the fewest octets (RFC 7518 §6.3.1.1)",
+            ),
+            (
+                [&modulus(2047)[..], &[0xfe]].concat(),
+                e.to_vec(),
+                "RSA modulus is even: it is not a product of two odd primes",
+            ),
+            (modulus(2048), vec![0], "RSA exponent is zero"),
+            (
+                modulus(2048),
+                vec![0, 1, 0, 1],
+                "RSA exponent `e` starts with a zero octet; it must be written in the fewest octets (RFC 7518 §6.3.1.1)",
+            ),
+            (
+                modulus(2048),
+                vec![1],
+                "RSA exponent is 1: anyone could forge signatures for this key",
+            ),
+            (
+                modulus(2048),
+                vec![2],
+                "RSA exponent 2 is even; an RSA public exponent is odd (65537 is usual)",
+            ),
+            (
+                modulus(2048),
+                vec![2, 0, 0, 0, 1],
+                "RSA exponent has 34 bits; at most 33 are supported (65537 is usual)",
+            ),
+        ];
+        for (n, e, problem) in cases {
+            assert_eq!(
+                refusal(&rsa_jwks(&n, &e, None)).as_deref(),
+                Some(problem),
+                "{e:?}"
+            );
+        }
+        // e = 3 and the largest exponent aws-lc takes (33 bits) are fine.
+        for e in [vec![3], vec![1, 0xff, 0xff, 0xff, 0xff]] {
+            assert_eq!(refusal(&rsa_jwks(&modulus(2048), &e, None)), None, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn rsa_keys_without_alg_are_bound_by_the_issuer_algorithms() {
+        use Algorithm::*;
+        let set = KeySet::from_jwks(rsa_jwks(&modulus(2048), &[1, 0, 1], None).as_bytes()).unwrap();
+        let key = set.keys().first().unwrap();
+        // One RSA algorithm allowed: bound to it.
+        assert_eq!(key.mismatch(PS256, &[PS256, ES256]), None);
+        assert!(set.ambiguous(&[PS256, ES256]).is_empty());
+        // Several: bound to none.
+        let problem = "RSA key has no `alg`, and the issuer allows `RS256`, `PS256` and `RS512`: it would verify tokens of each (RFC 8725 §3.1)";
+        assert_eq!(
+            key.mismatch(RS256, &[RS256, PS256, RS512]).as_deref(),
+            Some(problem)
+        );
+        assert_eq!(
+            set.ambiguous(&[RS256, PS256, RS512]),
+            [KeyError::InvalidKey {
+                index: 0,
+                kid: Some("k".into()),
+                problem: problem.into()
+            }]
+        );
+        assert_eq!(
+            set.select(Some("k"), PS256, &[RS256, PS256, RS512])
+                .map(Key::kid),
+            Err(SelectError::Mismatch(format!("key `k`: {problem}")))
+        );
+        assert_eq!(
+            set.select(None, PS256, &[RS256, PS256, RS512])
+                .map(Key::kid),
+            Err(SelectError::NotFound(format!(
+                "token has no `kid` and no key fits `PS256` ({problem})"
+            )))
+        );
+        match set.clone().for_algorithms(&[RS256, PS256]) {
+            Err(KeyError::NoUsableKeys { skipped }) => assert_eq!(
+                skipped,
+                [
+                    "key 0 (`kid` `k`): RSA key has no `alg`, and the issuer allows `RS256` and `PS256`: it would verify tokens of each (RFC 8725 §3.1)"
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            set.clone().for_algorithms(&[RS256]).unwrap().keys().len(),
+            1
+        );
+        // With its own `alg`, never ambiguous.
+        let pinned =
+            KeySet::from_jwks(rsa_jwks(&modulus(2048), &[1, 0, 1], Some("PS256")).as_bytes())
+                .unwrap();
+        assert!(pinned.ambiguous(&[RS256, PS256]).is_empty());
+        let key = pinned.keys().first().unwrap();
+        assert_eq!(key.mismatch(PS256, &[RS256, PS256]), None);
+        assert_eq!(
+            key.mismatch(RS256, &[RS256, PS256]).as_deref(),
+            Some("key is for `PS256` only; token says `RS256`")
+        );
     }
 }

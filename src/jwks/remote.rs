@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::{KeyError, KeySet, KeySource, KeysFuture};
+use crate::Algorithm;
 use crate::token::json::{self, Json};
 
 /// How remote keys are fetched and cached (`[remote_keys]` in a policy).
@@ -170,6 +171,9 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 struct Shared {
     source: RemoteSource,
     settings: RemoteSettings,
+    /// The algorithms of the issuer these keys are for, when known: keys that would verify
+    /// several of them are skipped.
+    algorithms: Option<Vec<Algorithm>>,
     client: reqwest::Client,
     state: ArcSwap<Snapshot>,
     jwks_uri: Mutex<Option<Url>>,
@@ -219,7 +223,30 @@ enum Trigger {
 
 impl RemoteKeys {
     /// A source for `source`, fetched and cached as `settings` say. Nothing is fetched yet.
+    ///
+    /// The keys are not tied to an issuer's algorithms: evaluation still refuses a key that would
+    /// verify several algorithms the token's issuer allows, but the key is not skipped when read.
+    /// Prefer [`RemoteKeys::for_issuer`] for one issuer's keys.
     pub fn new(source: RemoteSource, settings: RemoteSettings) -> Result<Self, KeyError> {
+        Self::build(source, settings, None)
+    }
+
+    /// Like [`RemoteKeys::new`], for an issuer that allows `algorithms`: each fetched key that
+    /// would verify tokens of several of them (an RSA key without `alg` while several RSA
+    /// algorithms are allowed, RFC 8725 §3.1) is skipped and logged like other unusable keys.
+    pub fn for_issuer(
+        source: RemoteSource,
+        settings: RemoteSettings,
+        algorithms: &[Algorithm],
+    ) -> Result<Self, KeyError> {
+        Self::build(source, settings, Some(algorithms.to_vec()))
+    }
+
+    fn build(
+        source: RemoteSource,
+        settings: RemoteSettings,
+        algorithms: Option<Vec<Algorithm>>,
+    ) -> Result<Self, KeyError> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -236,6 +263,7 @@ impl RemoteKeys {
             shared: Arc::new(Shared {
                 source,
                 settings,
+                algorithms,
                 client,
                 state: ArcSwap::from_pointee(Snapshot::default()),
                 jwks_uri: Mutex::new(jwks_uri),
@@ -469,6 +497,10 @@ impl Shared {
         // A remote set is the issuer's to change: keys we cannot read are skipped (and logged),
         // the others still work.
         let set = KeySet::from_jwks_lenient(&body)?;
+        let set = match &self.algorithms {
+            Some(algorithms) => set.for_algorithms(algorithms)?,
+            None => set,
+        };
         let lifetime = max_age.unwrap_or(self.settings.cache_default).clamp(
             self.settings.cache_min,
             self.settings.cache_max.max(self.settings.cache_min),

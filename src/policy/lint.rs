@@ -90,7 +90,7 @@ fn keys(r: &mut Reader, policy: &Policy) {
                 .keys()
                 .iter()
                 .filter(usable)
-                .any(|k| k.mismatch(*alg).is_none())
+                .any(|k| k.mismatch(*alg, &issuer.algorithms).is_none())
             {
                 r.warn(
                     DiagnosticKind::UnusableKey,

@@ -543,6 +543,27 @@ fn read_issuer(
         );
         ok = false;
     }
+    // A key verifies one algorithm (RFC 8725 §3.1): an RSA key without `alg` would verify each
+    // RSA algorithm the issuer allows.
+    if let (Some(IssuerKeys::Static(set)), Some(span)) = (&keys, &keys_span) {
+        let allowed: Vec<Algorithm> = algorithms.iter().map(|a| a.value).collect();
+        for error in set.ambiguous(&allowed) {
+            let example = allowed
+                .iter()
+                .find(|a| a.family() == crate::KeyFamily::Rsa)
+                .copied()
+                .unwrap_or(Algorithm::RS256);
+            r.error(
+                DiagnosticKind::KeySource,
+                span.clone(),
+                error.to_string(),
+                format!(
+                    "add the `alg` its tokens use to the JWK (e.g. `\"alg\": \"{example}\"`), or allow only one RSA algorithm"
+                ),
+            );
+            ok = false;
+        }
+    }
     if !ok {
         return None;
     }
@@ -749,11 +770,14 @@ fn load_static(r: &mut Reader, source: JwksSource, at: &Located<String>) -> Opti
     match crate::jwks::KeySet::load(&source) {
         Ok(set) => Some(IssuerKeys::Static(Arc::new(set))),
         Err(e) => {
-            let help = match source {
-                JwksSource::File(_) => {
+            let help = match (&e, source) {
+                (crate::jwks::KeyError::InvalidKey { .. }, _) => {
+                    "every key of the set must be one that can verify the issuer's tokens: fix or remove this one"
+                }
+                (_, JwksSource::File(_)) => {
                     "`jwks_file` is read relative to the policy file; it holds a JWK set (RFC 7517 §5)"
                 }
-                JwksSource::Inline(_) => {
+                (_, JwksSource::Inline(_)) => {
                     "`jwks` holds the text of a JWK set (RFC 7517 §5): `{ \"keys\": [...] }`"
                 }
             };
