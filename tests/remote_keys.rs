@@ -241,6 +241,10 @@ mod outage {
         assert_eq!(server.hits("/jwks"), 0);
         let down = decide_async(&engine, &key.sign(&good_claims())).await;
         assert_deny(&down, "keys_unavailable", "key");
+        // The cause is said once, not wrapped in a second "keys unavailable".
+        let detail = check(&down, "key").detail().to_owned();
+        assert_eq!(detail.matches("keys unavailable").count(), 1, "{detail}");
+        assert!(detail.contains("cannot connect"), "{detail}");
         server.restart().await;
         server.set("/jwks", Reply::json(jwks(&[&key])));
         run_for(70).await;

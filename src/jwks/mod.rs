@@ -79,6 +79,16 @@ pub enum KeyError {
     Unavailable(String),
 }
 
+impl KeyError {
+    /// What went wrong, without the "keys unavailable" a wrapping message adds itself.
+    pub(crate) fn cause(&self) -> String {
+        match self {
+            Self::Unavailable(cause) => cause.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 fn kid_label(kid: &Option<String>) -> String {
     kid.as_ref()
         .map(|k| format!(" (`kid` `{k}`)"))

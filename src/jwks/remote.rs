@@ -471,7 +471,7 @@ impl Shared {
                     keys: old.keys.clone(),
                     fetched_at: old.fetched_at,
                     expires_at: old.expires_at,
-                    last_error: Some(e.to_string()),
+                    last_error: Some(e.cause()),
                 }));
                 Err(e)
             }

@@ -5,7 +5,7 @@ use std::ops::Range;
 use super::diagnostic::DiagnosticKind;
 use super::model::{
     Audience, AudienceRule, ClaimTest, Condition, Constraint, IssuerKeys, JsonType, Literal, Match,
-    Pattern, Policy, Presence,
+    Policy, Presence,
 };
 use super::pattern::{self, Parsed};
 use super::reader::{Located, Reader};
@@ -348,23 +348,19 @@ fn is_bare_domain(suffix: &str) -> bool {
 /// A regex that must match, not anchored at both ends, accepts values that merely contain a match.
 fn regexes(r: &mut Reader, policy: &Policy) {
     // Claim tests (in `[claims]` and rules) can say `prefix` / `suffix` instead; ids cannot.
-    let mut tests: Vec<&Pattern> = Vec::new();
-    for c in &policy.constraints {
-        must_match_in_constraint(c, &mut tests);
-    }
-    for rule in &policy.rules {
-        must_match_in_condition(&rule.require, true, &mut tests);
-    }
+    let tests = asserted(policy).into_iter().flat_map(|c| {
+        c.tests.iter().filter_map(|t| match t {
+            ClaimTest::Regex(p) => Some(p),
+            _ => None,
+        })
+    });
     let ids = policy.client_id.allow.iter().chain(
         policy
             .resource_client_id
             .iter()
             .flat_map(|rc| rc.allow.iter()),
     );
-    let patterns = tests
-        .into_iter()
-        .map(|p| (p, true))
-        .chain(ids.map(|p| (p, false)));
+    let patterns = tests.map(|p| (p, true)).chain(ids.map(|p| (p, false)));
     for (p, claim_test) in patterns {
         // Every pattern here compiled when it was read, so it parses.
         let Ok(parsed) = pattern::parse(p.as_str()) else {
@@ -378,27 +374,6 @@ fn regexes(r: &mut Reader, policy: &Policy) {
                 help,
             );
         }
-    }
-}
-
-fn must_match_in_constraint<'p>(c: &'p Constraint, out: &mut Vec<&'p Pattern>) {
-    for test in &c.tests {
-        if let ClaimTest::Regex(p) = test {
-            out.push(p);
-        }
-    }
-}
-
-fn must_match_in_condition<'p>(c: &'p Condition, positive: bool, out: &mut Vec<&'p Pattern>) {
-    match c {
-        Condition::Claim(c) if positive => must_match_in_constraint(c, out),
-        Condition::Claim(_) => {}
-        Condition::All(list) | Condition::Any(list) => {
-            for c in list {
-                must_match_in_condition(c, positive, out);
-            }
-        }
-        Condition::Not(inner) => must_match_in_condition(inner, !positive, out),
     }
 }
 
