@@ -1,5 +1,7 @@
 //! Claim constraints and rule conditions over verified claims.
 
+use std::collections::HashSet;
+
 use crate::engine::Failure;
 use crate::engine::decision::Reason;
 use crate::policy::{ClaimPath, ClaimTest, Condition, Constraint, JsonType, Literal, ValueFormat};
@@ -69,6 +71,12 @@ pub(crate) fn values<'a>(value: &'a Json, format: ValueFormat) -> Result<Vec<&'a
         ) => array(items),
         (other, format) => Err(format!("must be {}, not {}", format_name(format), a(other))),
     }
+}
+
+/// [`values`] as a set, so that testing many policy values against many claim values stays
+/// linear in the claim (std's hasher is randomly keyed: a token cannot choose colliding values).
+fn value_set(value: &Json, format: ValueFormat) -> Result<HashSet<&str>, String> {
+    values(value, format).map(|list| list.into_iter().collect())
 }
 
 /// The type of a JSON value with its article, for messages: "an array", "a number", "null".
@@ -194,16 +202,16 @@ pub(crate) fn check(claims: &Object, c: &Constraint) -> Result<String, Failure> 
                 }
             }
             ClaimTest::ContainsAny(wants, format) => {
-                let have = values(value, *format).map_err(fail)?;
-                if !wants.iter().any(|w| have.contains(&w.as_str())) {
+                let have = value_set(value, *format).map_err(fail)?;
+                if !wants.iter().any(|w| have.contains(w.as_str())) {
                     return Err(fail(format!("must contain one of {}", quoted(wants))));
                 }
             }
             ClaimTest::ContainsAll(wants, format) => {
-                let have = values(value, *format).map_err(fail)?;
+                let have = value_set(value, *format).map_err(fail)?;
                 let missing: Vec<String> = wants
                     .iter()
-                    .filter(|w| !have.contains(&w.as_str()))
+                    .filter(|w| !have.contains(w.as_str()))
                     .cloned()
                     .collect();
                 if !missing.is_empty() {
