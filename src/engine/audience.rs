@@ -1,5 +1,7 @@
 //! `aud` against the accepted alternatives, and the RFC 8707 `resource` claim.
 
+use std::collections::HashSet;
+
 use crate::engine::Failure;
 use crate::engine::claims::{quote, show, values};
 use crate::engine::decision::Reason;
@@ -54,17 +56,21 @@ pub(crate) fn check(claims: &Object, rule: &AudienceRule) -> Result<(String, Str
     let aud = audiences(claims)?;
     // Guards read `resource`; a malformed one fails here too (and in the `resource` check).
     let resource = resources(claims).unwrap_or_default();
+    // Each accepted value is looked up in a set of the token's, so the check stays linear in the
+    // token when both lists are long (std's hasher is randomly keyed: no chosen collisions).
+    let aud_set: HashSet<&str> = aud.iter().copied().collect();
+    let resource_set: Option<HashSet<&str>> = resource.map(|r| r.into_iter().collect());
     let mut matched: Option<&str> = None;
     let mut guard_failures = Vec::new();
     let mut failures = 0;
     for alt in &rule.accept {
-        if !aud.contains(&alt.value.as_str()) {
+        if !aud_set.contains(alt.value.as_str()) {
             failures += 1;
             continue;
         }
-        let guard_ok = match (&alt.resource, &resource) {
+        let guard_ok = match (&alt.resource, &resource_set) {
             (None, _) => true,
-            (Some(want), Some(have)) => have.contains(&want.as_str()),
+            (Some(want), Some(have)) => have.contains(want.as_str()),
             (Some(_), None) => false,
         };
         if guard_ok {

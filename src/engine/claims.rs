@@ -1,5 +1,7 @@
 //! Claim constraints and rule conditions over verified claims.
 
+use std::collections::HashSet;
+
 use crate::engine::Failure;
 use crate::engine::decision::Reason;
 use crate::policy::{ClaimPath, ClaimTest, Condition, Constraint, JsonType, Literal, ValueFormat};
@@ -69,6 +71,12 @@ pub(crate) fn values<'a>(value: &'a Json, format: ValueFormat) -> Result<Vec<&'a
         ) => array(items),
         (other, format) => Err(format!("must be {}, not {}", format_name(format), a(other))),
     }
+}
+
+/// [`values`] as a set, so that testing many policy values against many claim values stays
+/// linear in the claim (std's hasher is randomly keyed: a token cannot choose colliding values).
+fn value_set(value: &Json, format: ValueFormat) -> Result<HashSet<&str>, String> {
+    values(value, format).map(|list| list.into_iter().collect())
 }
 
 /// The type of a JSON value with its article, for messages: "an array", "a number", "null".
@@ -205,18 +213,18 @@ fn test(value: &Json, test: &ClaimTest) -> (Truth, String) {
             ),
             Err(why) => (Undecided(why.clone()), why),
         },
-        ClaimTest::ContainsAny(wants, format) => match values(value, *format) {
+        ClaimTest::ContainsAny(wants, format) => match value_set(value, *format) {
             Ok(have) => (
-                decide(true, wants.iter().any(|w| have.contains(&w.as_str()))),
+                decide(true, wants.iter().any(|w| have.contains(w.as_str()))),
                 expectation(test),
             ),
             Err(why) => (Undecided(why.clone()), why),
         },
-        ClaimTest::ContainsAll(wants, format) => match values(value, *format) {
+        ClaimTest::ContainsAll(wants, format) => match value_set(value, *format) {
             Ok(have) => {
                 let missing: Vec<String> = wants
                     .iter()
-                    .filter(|w| !have.contains(&w.as_str()))
+                    .filter(|w| !have.contains(w.as_str()))
                     .cloned()
                     .collect();
                 let expected = if missing.is_empty() {

@@ -1,5 +1,7 @@
 //! Header rules: `alg` against the issuer's allow-list, `typ`, and `crit`.
 
+use std::collections::HashSet;
+
 use crate::Algorithm;
 use crate::engine::Failure;
 use crate::engine::claims::quote;
@@ -90,7 +92,10 @@ pub(crate) fn crit(header: &Header, rules: &HeaderRules) -> Result<String, Failu
             ));
         }
     };
-    for name in &names {
+    // A name listed again was checked already; checking it again would look it up in the header
+    // once per repeat, quadratic in an unverified header.
+    let mut seen: HashSet<&str> = HashSet::new();
+    for name in names.iter().filter(|name| seen.insert(name)) {
         if REGISTERED_HEADER_PARAMETERS.contains(name) {
             return Err(fail(
                 format!("`crit` names {}", quote(name)),

@@ -1,4 +1,10 @@
 //! Scopes: gathered from the claims the policy names, each in its declared format.
+//!
+//! Both steps are linear in the number of scopes: a token may carry tens of thousands. The sets
+//! are std `HashSet`s, whose hasher is randomly keyed, so a token cannot choose scope names that
+//! all collide.
+
+use std::collections::HashSet;
 
 use crate::engine::Failure;
 use crate::engine::claims::{quote, show, values};
@@ -16,6 +22,7 @@ pub(crate) fn granted<'a>(
     skipped: &mut Vec<String>,
 ) -> Result<Vec<&'a str>, Failure> {
     let mut out: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for (claim, format) in &rules.claims {
         let Some(value) = claims.get(claim) else {
             continue;
@@ -35,11 +42,7 @@ pub(crate) fn granted<'a>(
                 });
             }
         };
-        for scope in list {
-            if !out.contains(&scope) {
-                out.push(scope);
-            }
-        }
+        out.extend(list.into_iter().filter(|scope| seen.insert(scope)));
     }
     Ok(out)
 }
@@ -47,10 +50,14 @@ pub(crate) fn granted<'a>(
 /// Checks that every required scope is granted.
 pub(crate) fn check(granted: &[&str], rules: &ScopeRules) -> Result<String, Failure> {
     let required: Vec<&str> = rules.required.iter().map(String::as_str).collect();
+    let have: HashSet<&str> = match required.as_slice() {
+        [] => HashSet::new(),
+        _ => granted.iter().copied().collect(),
+    };
     let missing: Vec<&str> = required
         .iter()
         .copied()
-        .filter(|s| !granted.contains(s))
+        .filter(|s| !have.contains(s))
         .collect();
     if missing.is_empty() {
         return Ok(match required.as_slice() {
