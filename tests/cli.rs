@@ -38,7 +38,8 @@ fn stderr(output: &Output) -> String {
 }
 
 /// A directory holding the reference policy with these keys inline, plus extras for reasons that
-/// need them: `max_age` (for `token_too_old`) and a rule (for `rule_failed`).
+/// need them: `max_age` (for `token_too_old`), a rule (for `rule_failed`) and a permission rule
+/// (for `insufficient_permission`).
 struct Setup {
     dir: tempfile::TempDir,
     key: TestKey,
@@ -50,7 +51,8 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let policy = keycard_policy(&[&key])
             .replace("iat = \"optional\"", "iat = \"optional\"\nmax_age = \"1h\"")
-            + "\n[[rules]]\nname = \"no-delegation\"\ndescription = \"delegated (act) tokens are not accepted\"\nrequire = { claim = \"act\", present = false }\n";
+            + "\n[[rules]]\nname = \"no-delegation\"\ndescription = \"delegated (act) tokens are not accepted\"\nrequire = { claim = \"act\", present = false }\n"
+            + "\n[[rules]]\nname = \"no-trial\"\npermission = true\nrequire = { claim = \"plan\", if_present = true, equals = \"paid\" }\n";
         std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
         std::fs::write(dir.path().join("keys.json"), jwks(&[&key])).unwrap();
         Self { dir, key }
@@ -364,6 +366,7 @@ fn reason_cases(s: &Setup) -> Vec<(&'static str, String)> {
         ),
         ("missing_client_id", with(json!({ "client_id": null }))),
         ("rule_failed", with(json!({ "act": { "sub": "agent" } }))),
+        ("insufficient_permission", with(json!({ "plan": "trial" }))),
     ]
 }
 

@@ -811,7 +811,7 @@ fn entra_denies_realistic_wrong_tokens() {
                 "a delegated token without `Orders.Read`",
                 &h,
                 with(&user, json!({ "scp": "Orders.Write" })),
-                "rule_failed",
+                "insufficient_permission",
                 "rule:delegated-token-needs-scope",
             ),
             deny(
@@ -825,14 +825,14 @@ fn entra_denies_realistic_wrong_tokens() {
                 "an app-only token without roles (no permission granted)",
                 &h,
                 with(&app, json!({ "roles": null })),
-                "rule_failed",
+                "insufficient_permission",
                 "rule:app-only-token-needs-role",
             ),
             deny(
                 "an app-only token with another role",
                 &h,
                 with(&app, json!({ "roles": ["Invoices.Read.All"] })),
-                "rule_failed",
+                "insufficient_permission",
                 "rule:app-only-token-needs-role",
             ),
             deny(

@@ -283,7 +283,7 @@ mod reasons {
             "leeway = \"30s\"\nmax_age = \"5m\"",
         ));
         let rules = engine_for(&format!(
-            "{}\n[[rules]]\nname = \"needs-tenant\"\nrequire = {{ claim = \"tenant\", equals = \"acme\" }}\n",
+            "{}\n[[rules]]\nname = \"needs-tenant\"\nrequire = {{ claim = \"tenant\", equals = \"acme\" }}\n\n[[rules]]\nname = \"paid\"\npermission = true\nrequire = {{ claim = \"plan\", if_present = true, equals = \"paid\" }}\n",
             keycard_policy(&[&key])
         ));
 
@@ -376,6 +376,10 @@ mod reasons {
             (
                 Reason::RuleFailed,
                 decide(&rules, &sign(json!({ "tenant": "other" }))),
+            ),
+            (
+                Reason::InsufficientPermission,
+                decide(&rules, &sign(json!({ "tenant": "acme", "plan": "trial" }))),
             ),
             (
                 Reason::KeysUnavailable,
@@ -2208,6 +2212,127 @@ mod regex_dialect {
                 "regex `^org_` is not anchored at the end: it matches any value that starts with a match",
                 "to match whole values write `^(?:org_)$`; if a partial match is intended, say so: `^(?:org_).*$`",
             )
+        );
+    }
+}
+
+/// 401 or 403: a token that is not valid for this resource is `invalid_token` whatever else
+/// failed; only a valid token lacking a permission is `insufficient_scope`.
+mod validity_before_permission {
+    use super::*;
+
+    const RULES: &str = r#"
+[[rules]]
+name = "needs-admin-role"
+permission = true
+require = { claim = "roles", format = "array", contains = "admin" }
+
+[[rules]]
+name = "tenant"
+require = { claim = "tenant", equals = "acme" }
+"#;
+
+    fn engine_with_rules(key: &TestKey) -> PolicyEngine {
+        engine(&format!("{}\n{RULES}", keycard_policy(&[key])), CTX)
+    }
+
+    fn claims(changes: Value) -> Value {
+        with_changes(
+            claims_with(json!({ "roles": ["admin"], "tenant": "acme" })),
+            changes,
+        )
+    }
+
+    fn status(d: &Decision) -> (&'static str, &'static str, u16) {
+        let reason = d.reason().unwrap();
+        (reason.as_str(), reason.oauth_error(), reason.http_status())
+    }
+
+    #[test]
+    fn a_missing_client_id_outranks_a_missing_scope() {
+        let key = TestKey::es256("ec");
+        let engine = reference(&[&key]);
+        let d = decide(
+            &engine,
+            &key.sign(&claims_with(json!({ "client_id": null, "scope": "other" }))),
+        );
+        assert_eq!(
+            d.reasons().iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            ["insufficient_scope", "missing_client_id"],
+            "check order is kept in `reasons`"
+        );
+        assert_eq!(status(&d), ("missing_client_id", "invalid_token", 401));
+        // Only the scope missing: 403, and step-up can help.
+        let d = decide(
+            &engine,
+            &key.sign(&claims_with(json!({ "scope": "other" }))),
+        );
+        assert_eq!(
+            status(&d),
+            ("insufficient_scope", "insufficient_scope", 403)
+        );
+    }
+
+    #[test]
+    fn a_failed_permission_rule_is_403_and_other_rules_401() {
+        let key = TestKey::es256("ec");
+        let engine = engine_with_rules(&key);
+        assert_allow(&decide(&engine, &key.sign(&claims(json!({})))));
+        let d = decide(&engine, &key.sign(&claims(json!({ "roles": ["reader"] }))));
+        assert_deny(&d, "insufficient_permission", "rule:needs-admin-role");
+        assert_eq!(
+            status(&d),
+            ("insufficient_permission", "insufficient_scope", 403)
+        );
+        // No roles at all: the permission is missing too.
+        let d = decide(&engine, &key.sign(&claims(json!({ "roles": null }))));
+        assert_eq!(
+            status(&d),
+            ("insufficient_permission", "insufficient_scope", 403)
+        );
+        // A rule that is not a permission rule: the token is not valid here.
+        let d = decide(&engine, &key.sign(&claims(json!({ "tenant": "other" }))));
+        assert_eq!(status(&d), ("rule_failed", "invalid_token", 401));
+        // An undecided permission rule says the token is malformed, not that it lacks a role.
+        let d = decide(&engine, &key.sign(&claims(json!({ "roles": "admin" }))));
+        assert_eq!(status(&d), ("invalid_claim", "invalid_token", 401));
+    }
+
+    #[test]
+    fn any_validity_failure_outranks_a_missing_permission() {
+        let key = TestKey::es256("ec");
+        let engine = engine_with_rules(&key);
+        for (changes, reason) in [
+            (json!({ "roles": ["reader"], "exp": NOW - 60 }), "expired"),
+            (
+                json!({ "roles": ["reader"], "tenant": "other" }),
+                "rule_failed",
+            ),
+            (
+                json!({ "scope": "x", "aud": "https://other.example.com" }),
+                "audience_mismatch",
+            ),
+            (json!({ "scope": "x", "client_id": 7 }), "invalid_claim"),
+        ] {
+            let d = decide(&engine, &key.sign(&claims(changes.clone())));
+            assert_eq!(
+                d.reason().map(|r| r.as_str()),
+                Some(reason),
+                "{changes}: {}",
+                d.explain()
+            );
+            assert_eq!(d.reason().unwrap().http_status(), 401);
+            let json: Value = serde_json::from_str(&d.to_json()).unwrap();
+            assert_eq!(json["reason"], reason);
+        }
+        // Two permissions missing: the first in check order decides.
+        let d = decide(
+            &engine,
+            &key.sign(&claims(json!({ "roles": ["reader"], "scope": "x" }))),
+        );
+        assert_eq!(
+            status(&d),
+            ("insufficient_permission", "insufficient_scope", 403)
         );
     }
 }

@@ -62,6 +62,8 @@ pub enum Reason {
     MissingClientId,
     /// A named rule's `require` does not hold.
     RuleFailed,
+    /// A permission rule's `require` does not hold: the token is valid, but lacks a permission.
+    InsufficientPermission,
     /// The issuer's keys could not be obtained.
     KeysUnavailable,
     /// A bug in this crate; please report it.
@@ -70,7 +72,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason code.
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 23] = [
         Self::TokenTooLarge,
         Self::MalformedToken,
         Self::UntrustedIssuer,
@@ -91,6 +93,7 @@ impl Reason {
         Self::InsufficientScope,
         Self::MissingClientId,
         Self::RuleFailed,
+        Self::InsufficientPermission,
         Self::KeysUnavailable,
         Self::Internal,
     ];
@@ -118,27 +121,36 @@ impl Reason {
             Self::InsufficientScope => "insufficient_scope",
             Self::MissingClientId => "missing_client_id",
             Self::RuleFailed => "rule_failed",
+            Self::InsufficientPermission => "insufficient_permission",
             Self::KeysUnavailable => "keys_unavailable",
             Self::Internal => "internal",
         }
     }
 
+    /// Whether this says a valid token lacks a permission (a scope, or a permission rule), as
+    /// opposed to the token not being valid for this resource (or the server failing).
+    pub fn is_permission(self) -> bool {
+        matches!(self, Self::InsufficientScope | Self::InsufficientPermission)
+    }
+
     /// The RFC 6750 §3.1 `error` for a `WWW-Authenticate: Bearer` challenge.
     ///
-    /// `insufficient_scope` for a missing scope, `invalid_token` for everything else (including
-    /// the two server-side failures, whose HTTP status says the fault is not the client's).
+    /// `insufficient_scope` when a valid token lacks a permission, `invalid_token` for everything
+    /// else (including the two server-side failures, whose HTTP status says the fault is not the
+    /// client's).
     pub fn oauth_error(self) -> &'static str {
-        match self {
-            Self::InsufficientScope => "insufficient_scope",
-            _ => "invalid_token",
+        if self.is_permission() {
+            "insufficient_scope"
+        } else {
+            "invalid_token"
         }
     }
 
-    /// The HTTP status to answer with: 403 for a missing scope, 503 when keys are unavailable,
-    /// 500 for an internal error, 401 otherwise.
+    /// The HTTP status to answer with: 403 when a valid token lacks a permission, 503 when keys
+    /// are unavailable, 500 for an internal error, 401 otherwise.
     pub fn http_status(self) -> u16 {
         match self {
-            Self::InsufficientScope => 403,
+            _ if self.is_permission() => 403,
             Self::KeysUnavailable => 503,
             Self::Internal => 500,
             _ => 401,
@@ -246,9 +258,19 @@ impl Decision {
         self.verdict == Verdict::Allow
     }
 
-    /// The deciding reason: the first failed check's, in check order. `None` when allowed.
+    /// The deciding reason: the first failed check's in check order that says the token is not
+    /// valid here, else the first that says it lacks a permission (so a token that is both
+    /// invalid and short of a scope is 401 `invalid_token`, never 403: RFC 6750 §3.1). `None`
+    /// when allowed.
     pub fn reason(&self) -> Option<Reason> {
-        self.checks.iter().find_map(Check::reason)
+        let mut permission = None;
+        for reason in self.checks.iter().filter_map(Check::reason) {
+            if !reason.is_permission() {
+                return Some(reason);
+            }
+            permission.get_or_insert(reason);
+        }
+        permission
     }
 
     /// The reason of every failed check, in check order, each code once.

@@ -604,7 +604,7 @@ fn replicated_claims(token: &VerifiedToken) -> Option<Step> {
 /// three-valued: a `when` that does not hold makes the rule not apply; one that cannot be
 /// decided (a claim of another type, or `null`) does not let the rule off, so `require` must
 /// then hold. A `require` that cannot be decided denies as a malformed claim (`invalid_claim`),
-/// one that does not hold as `rule_failed`.
+/// one that does not hold as `rule_failed` (`insufficient_permission` for a permission rule).
 fn rule_step(rule: &Rule, claims: &Object) -> Step {
     let when = rule.when.as_ref().map(|w| claims::holds(claims, w));
     if let Some(Truth::False(why)) = &when {
@@ -633,7 +633,11 @@ fn rule_step(rule: &Rule, claims: &Object) -> Step {
             ),
         }),
         (Truth::False(why), _) => Step::Fail(Failure {
-            reason: Reason::RuleFailed,
+            reason: if rule.permission {
+                Reason::InsufficientPermission
+            } else {
+                Reason::RuleFailed
+            },
             expected: expected(),
             observed: why.clone(),
             detail: format!("rule `{name}` failed: {why}"),

@@ -227,6 +227,8 @@ pub(crate) enum Condition {
 pub(crate) struct Rule {
     pub(crate) name: String,
     pub(crate) description: Option<String>,
+    /// A permission rule: when it fails, the token is valid but lacks a permission (403).
+    pub(crate) permission: bool,
     pub(crate) when: Option<Condition>,
     pub(crate) require: Condition,
     /// Where `when` is written, if it is.

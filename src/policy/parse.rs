@@ -1413,6 +1413,9 @@ fn read_rules(r: &mut Reader, v: &Value<'_>) -> Option<Vec<Rule>> {
             .get("description")
             .and_then(|v| r.string(v, &t.path("description")))
             .map(|s| s.value);
+        let permission = or_default(t.get("permission"), false, |v| {
+            r.bool(v, &t.path("permission"))
+        });
         let when_value = t.get("when");
         let when = or_default(when_value, None, |v| {
             read_condition(r, v, &t.path("when"), 0).map(Some)
@@ -1426,15 +1429,17 @@ fn read_rules(r: &mut Reader, v: &Value<'_>) -> Option<Vec<Rule>> {
             }
         };
         t.finish(r);
-        match (name, when, require, require_value) {
-            (Some(name), Some(when), Some(require), Some(require_value)) => out.push(Rule {
-                name: name.value,
-                description,
-                when,
-                require,
-                when_span: when_value.map(|v| v.span()),
-                require_span: require_value.span(),
-            }),
+        match (name, when, require, require_value, permission) {
+            (Some(name), Some(when), Some(require), Some(require_value), Some(permission)) => out
+                .push(Rule {
+                    name: name.value,
+                    description,
+                    permission,
+                    when,
+                    require,
+                    when_span: when_value.map(|v| v.span()),
+                    require_span: require_value.span(),
+                }),
             _ => ok = false,
         }
     }
