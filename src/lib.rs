@@ -12,14 +12,14 @@ pub mod cli;
 
 pub use algorithm::{Algorithm, KeyFamily};
 pub use engine::{
-    BuildError, Check, Decision, EngineBuilder, Outcome, PolicyEngine, Principal, Reason, UnixTime,
-    Verdict,
+    BuildError, Check, Claims, ClaimsError, Decision, EngineBuilder, Outcome, PolicyEngine,
+    Principal, Reason, UnixTime, Verdict,
 };
 pub use jwks::{
     KeyError, KeySet, KeySource, KeyStats, RemoteKeys, RemoteSettings, RemoteSource, Startup,
     StaticKeys,
 };
-pub use policy::{Diagnostic, Policy, PolicyError, Severity};
+pub use policy::{Diagnostic, Policy, PolicyError, Requirement, Severity};
 pub use token::{Segment, TokenError};
 
 /// Any error this crate returns: each layer has its own enum, this only wraps them.

@@ -2336,3 +2336,196 @@ require = { claim = "tenant", equals = "acme" }
         );
     }
 }
+
+/// What one route requires beyond the policy, and what an allowed decision hands the service.
+mod requirements {
+    use super::*;
+    use jwt_policy::Requirement;
+
+    const ROUTES: &str = r#"
+[[rules]]
+name = "admin-role"
+permission = true
+route_only = true
+require = { claim = "roles", format = "array", contains = "admin" }
+
+[[routes]]
+path = "/admin"
+scopes = ["mcp:admin"]
+rules = ["admin-role"]
+
+[[routes]]
+path = "/admin/reports"
+methods = ["GET"]
+scopes = ["mcp:reports"]
+"#;
+
+    fn setup() -> (TestKey, PolicyEngine) {
+        let key = TestKey::es256("ec");
+        let engine = engine(&format!("{}\n{ROUTES}", keycard_policy(&[&key])), CTX);
+        (key, engine)
+    }
+
+    fn at_route(engine: &PolicyEngine, token: &str, req: &Requirement) -> Decision {
+        engine.evaluate_at_with(token, UnixTime::from_secs(NOW), req)
+    }
+
+    #[test]
+    fn a_requirement_adds_scopes_and_route_only_rules() {
+        let (key, engine) = setup();
+        let plain = key.sign(&good_claims());
+        // Without a requirement the route-only rule is not even listed.
+        let d = decide(&engine, &plain);
+        assert_allow(&d);
+        assert!(d.checks().iter().all(|c| c.rule() != "rule:admin-role"));
+        assert_eq!(d.required_scopes(), ["mcp:tools"]);
+
+        let admin = Requirement::new().scope("mcp:admin").rule("admin-role");
+        let d = at_route(&engine, &plain, &admin);
+        assert_eq!(
+            d.reasons().iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            ["insufficient_permission", "insufficient_scope"]
+        );
+        assert_eq!(d.required_scopes(), ["mcp:tools", "mcp:admin"]);
+        assert!(check(&d, "scopes").detail().contains("mcp:admin"));
+        assert_eq!(
+            check(&d, "rule:admin-role").reason().map(|r| r.as_str()),
+            Some("insufficient_permission")
+        );
+        let granted = key.sign(&claims_with(
+            json!({ "scope": "mcp:tools mcp:admin", "roles": ["admin"] }),
+        ));
+        assert_allow(&at_route(&engine, &granted, &admin));
+        // A requirement never removes what the policy requires.
+        let only_admin = key.sign(&claims_with(
+            json!({ "scope": "mcp:admin", "roles": ["admin"] }),
+        ));
+        let d = at_route(&engine, &only_admin, &admin);
+        assert_eq!(d.reason().map(|r| r.as_str()), Some("insufficient_scope"));
+    }
+
+    #[test]
+    fn a_requirement_naming_an_unknown_rule_fails_closed() {
+        let (key, engine) = setup();
+        let token = key.sign(&good_claims());
+        for name in ["no-such-rule", ""] {
+            let d = at_route(&engine, &token, &Requirement::new().rule(name));
+            assert_deny(&d, "internal", &format!("rule:{name}"));
+        }
+    }
+
+    #[test]
+    fn routes_in_the_policy_give_the_requirement_of_a_request() {
+        let (_, engine) = setup();
+        let policy = engine.policy();
+        let req = |method: &str, uri: &str| policy.requirement_for(method, uri);
+        assert_eq!(req("GET", "/mcp").unwrap(), Requirement::new());
+        assert_eq!(
+            req("POST", "/admin/users?x=1").unwrap(),
+            Requirement::new().scope("mcp:admin").rule("admin-role")
+        );
+        assert_eq!(
+            req("GET", "/admin/reports/7").unwrap(),
+            Requirement::new().scope("mcp:reports")
+        );
+        // POST is not listed on the more specific route: the `/admin` one applies.
+        assert_eq!(
+            req("POST", "/admin/reports").unwrap(),
+            Requirement::new().scope("mcp:admin").rule("admin-role")
+        );
+        assert_eq!(req("GET", "/administrator").unwrap(), Requirement::new());
+        for sneaky in [
+            "/x/../admin",
+            "/admin/%2e%2e/mcp",
+            "//admin",
+            "/%61dmin",
+            "/admin%2Fx",
+        ] {
+            assert!(req("GET", sneaky).is_err(), "{sneaky}");
+        }
+    }
+
+    #[test]
+    fn an_allowed_decision_hands_over_the_verified_claims() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Caller {
+            sub: String,
+            client_id: String,
+            tenant: Tenant,
+        }
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Tenant {
+            id: u32,
+        }
+        let (key, engine) = with_reference(TestKey::es256("ec"));
+        let d = decide(
+            &engine,
+            &key.sign(&claims_with(json!({ "tenant": { "id": 7 } }))),
+        );
+        assert_allow(&d);
+        let claims = d.claims().expect("an allow carries the claims");
+        assert_eq!(claims.to_value().unwrap()["tenant"]["id"], 7);
+        let caller: Caller = claims.deserialize().unwrap();
+        assert_eq!(
+            caller,
+            Caller {
+                sub: "user-123".into(),
+                client_id: "client-abc".into(),
+                tenant: Tenant { id: 7 }
+            }
+        );
+        // A struct the claims do not fit is an error, not a panic.
+        assert!(claims.deserialize::<Tenant>().is_err());
+        // Never on deny, even for a correctly signed token.
+        let d = decide(&engine, &key.sign(&claims_with(json!({ "scope": "x" }))));
+        assert!(!d.is_allowed());
+        assert_eq!(d.claims(), None);
+    }
+
+    #[test]
+    fn every_decision_names_the_policy_revision() {
+        let key = TestKey::es256("ec");
+        let text = keycard_policy(&[&key]);
+        let a = Policy::from_toml("a.toml", text.as_str(), ".").unwrap();
+        let b = Policy::from_toml("b.toml", text.as_str(), ".").unwrap();
+        let changed = Policy::from_toml("a.toml", format!("{text}\n# edited\n"), ".").unwrap();
+        assert_eq!(a.revision().len(), 16);
+        assert!(a.revision().bytes().all(|b| b.is_ascii_hexdigit()));
+        // The same text gives the same revision, whatever the file is called.
+        assert_eq!(a.revision(), b.revision());
+        assert_ne!(a.revision(), changed.revision());
+        let revision = a.revision().to_owned();
+        let engine = jwt_policy::PolicyEngine::builder(a)
+            .context("credential.key_id", "k")
+            .build()
+            .unwrap();
+        for token in [key.sign(&good_claims()), "x".into()] {
+            let d = decide(&engine, &token);
+            assert_eq!(d.policy_revision(), revision);
+            let json: Value = serde_json::from_str(&d.to_json()).unwrap();
+            assert_eq!(json["policy_revision"], revision.as_str());
+        }
+    }
+
+    #[test]
+    fn the_revision_covers_the_key_files_the_policy_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = TestKey::es256("ec");
+        let policy = replace(
+            &keycard_policy(&[&key]),
+            &format!("jwks = '''{}'''", jwks(&[&key])),
+            "jwks_file = \"keys.json\"",
+        );
+        std::fs::write(dir.path().join("policy.toml"), &policy).unwrap();
+        std::fs::write(dir.path().join("keys.json"), jwks(&[&key])).unwrap();
+        let first = Policy::from_file(dir.path().join("policy.toml")).unwrap();
+        assert_eq!(first.files(), [dir.path().join("keys.json")]);
+        std::fs::write(
+            dir.path().join("keys.json"),
+            jwks(&[&key, &TestKey::es256("e2")]),
+        )
+        .unwrap();
+        let second = Policy::from_file(dir.path().join("policy.toml")).unwrap();
+        assert_ne!(first.revision(), second.revision());
+    }
+}

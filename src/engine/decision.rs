@@ -239,15 +239,90 @@ pub struct Principal {
     pub expires_at: Option<i64>,
 }
 
+/// The verified claims of an allowed token: its payload, as JSON text that parsed strictly
+/// (no duplicate members, bounded nesting) and whose signature verified.
+///
+/// Read them as JSON ([`Claims::to_value`]) or into the service's own type
+/// ([`Claims::deserialize`]). A decision holds them only when it allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims(Arc<str>);
+
+/// The verified claims do not have the shape the service asked for.
+#[derive(Debug, thiserror::Error)]
+#[error("the verified claims do not fit: {0}")]
+pub struct ClaimsError(#[from] serde_json::Error);
+
+impl Claims {
+    pub(crate) fn new(json: String) -> Self {
+        Self(Arc::from(json))
+    }
+
+    /// The payload's JSON text, exactly as the token carried it.
+    pub fn json(&self) -> &str {
+        &self.0
+    }
+
+    /// The claims as a JSON value. Fails only for numbers `serde_json` cannot hold (such as
+    /// `1e400`, which strict decoding accepts as a JSON number).
+    pub fn to_value(&self) -> Result<serde_json::Value, ClaimsError> {
+        Ok(serde_json::from_str(&self.0)?)
+    }
+
+    /// The claims deserialized into the service's own type.
+    ///
+    /// ```
+    /// # use jwt_policy::{Policy, PolicyEngine, UnixTime};
+    /// #[derive(serde::Deserialize)]
+    /// struct Caller {
+    ///     sub: String,
+    ///     client_id: String,
+    /// }
+    /// # let engine = PolicyEngine::builder(Policy::from_file("policies/keycard-mcp.toml")?)
+    /// #     .context("credential.key_id", "mcp-server-key-1")
+    /// #     .build()?;
+    /// # let token = std::fs::read_to_string("policies/demo/zone-audience.jwt")?;
+    /// let decision = engine.evaluate_at(token.trim_end(), UnixTime::from_secs(1_767_225_600));
+    /// let caller: Caller = decision.claims().expect("allowed").deserialize()?;
+    /// assert_eq!(caller.client_id, "mcp-inspector");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, ClaimsError> {
+        Ok(serde_json::from_str(&self.0)?)
+    }
+}
+
 /// The answer for one token: a value, never an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub(crate) verdict: Verdict,
     pub(crate) principal: Principal,
     pub(crate) checks: Vec<Check>,
+    /// The scopes the request needed: the policy's, then the requirement's.
+    pub(crate) required_scopes: Vec<String>,
+    /// The verified claims, on allow only.
+    pub(crate) claims: Option<Claims>,
+    pub(crate) policy_revision: Arc<str>,
 }
 
 impl Decision {
+    /// The verified claims, when the token is allowed; `None` on deny (a denied token's claims
+    /// are not to be acted on, even where its signature verified).
+    pub fn claims(&self) -> Option<&Claims> {
+        self.claims.as_ref()
+    }
+
+    /// Every scope this request needed (the policy's `[scopes] required`, then those of the
+    /// route or [`Requirement`](crate::Requirement)), in that order: what an
+    /// `insufficient_scope` challenge names.
+    pub fn required_scopes(&self) -> &[String] {
+        &self.required_scopes
+    }
+
+    /// The [revision](crate::Policy::revision) of the policy that decided.
+    pub fn policy_revision(&self) -> &str {
+        &self.policy_revision
+    }
+
     /// Allow or deny.
     pub fn verdict(&self) -> Verdict {
         self.verdict
@@ -321,6 +396,7 @@ impl Decision {
             reasons: Vec<Reason>,
             #[serde(flatten)]
             principal: &'a Principal,
+            policy_revision: &'a str,
             checks: Vec<JsonCheck<'a>>,
         }
         let checks = self
@@ -356,6 +432,7 @@ impl Decision {
             reason: self.reason(),
             reasons: self.reasons(),
             principal: &self.principal,
+            policy_revision: &self.policy_revision,
             checks,
         };
         // Serializing strings, numbers and unit enums into a String cannot fail.

@@ -7,13 +7,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use super::claims::Truth;
-use super::decision::{Check, Decision, Outcome, Principal, Reason, Verdict};
+use super::decision::{Check, Claims, Decision, Outcome, Principal, Reason, Verdict};
 use super::{
     CompiledIssuer, Failure, Inner, Step, UnixTime, audience, claims, client_id, header, scopes,
     time,
 };
 use crate::jwks::{KeyError, KeySet, SelectError};
-use crate::policy::{Audience, Presence, Rule};
+use crate::policy::{Audience, Presence, Requirement, Rule};
 use crate::token::json::{Json, Object};
 use crate::token::{self, TokenError, UnverifiedToken, VerifiedToken};
 
@@ -52,6 +52,7 @@ pub(crate) fn run(
     inner: &Inner,
     token: &[u8],
     now: UnixTime,
+    requirement: &Requirement,
     keys: &KeyLookup<'_>,
 ) -> (Decision, Option<Refresh>) {
     // Evaluation is written not to panic; if a bug makes it panic anyway, the token is denied
@@ -59,9 +60,11 @@ pub(crate) fn run(
     catch_unwind(AssertUnwindSafe(|| {
         let mut run = Run {
             inner,
+            requirement,
             checks: Vec::with_capacity(24),
             principal: Principal::default(),
             refresh: None,
+            verified: None,
         };
         run.token(token, now, keys);
         run.finish()
@@ -73,6 +76,9 @@ pub(crate) fn run(
 pub(crate) fn internal(inner: &Inner) -> Decision {
     Decision {
         verdict: Verdict::Deny,
+        required_scopes: Vec::new(),
+        claims: None,
+        policy_revision: inner.revision.clone(),
         principal: Principal {
             resource_client_id: inner.resource_client_id.clone(),
             ..Principal::default()
@@ -94,9 +100,12 @@ pub(crate) fn internal(inner: &Inner) -> Decision {
 
 struct Run<'e> {
     inner: &'e Inner,
+    requirement: &'e Requirement,
     checks: Vec<Check>,
     principal: Principal,
     refresh: Option<Refresh>,
+    /// The token, once its signature verified.
+    verified: Option<VerifiedToken>,
 }
 
 impl<'e> Run<'e> {
@@ -107,13 +116,25 @@ impl<'e> Run<'e> {
         } else {
             Verdict::Allow
         };
+        let required_scopes = self
+            .required_scopes()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let mut principal = self.principal;
         principal.resource_client_id = self.inner.resource_client_id.clone();
+        let claims = match (verdict, self.verified) {
+            (Verdict::Allow, Some(token)) => Some(Claims::new(token.into_payload())),
+            _ => None,
+        };
         (
             Decision {
                 verdict,
                 principal,
                 checks: self.checks,
+                required_scopes,
+                claims,
+                policy_revision: self.inner.revision.clone(),
             },
             self.refresh,
         )
@@ -252,6 +273,7 @@ impl<'e> Run<'e> {
             return;
         };
         self.claims(&verified, now);
+        self.verified = Some(verified);
     }
 
     /// Finds the issuer the token names (from its still-unverified `iss`, only to pick keys).
@@ -496,13 +518,15 @@ impl<'e> Run<'e> {
         for (constraint, name) in policy.constraints.iter().zip(&inner.names.constraints) {
             self.record(name.clone(), claims::check(claims, constraint).into());
         }
-        for (rule, name) in policy.rules.iter().zip(&inner.names.rules) {
+        for (rule, name) in self.applicable_rules() {
             self.record(name.clone(), rule_step(rule, claims));
         }
+        self.unknown_required_rules();
+        let required = self.required_scopes();
         let mut skipped = Vec::new();
-        match scopes::granted(claims, &policy.scopes, &mut skipped) {
+        match scopes::granted(claims, &policy.scopes, !required.is_empty(), &mut skipped) {
             Ok(granted) => {
-                let step = match scopes::check(&granted, &policy.scopes) {
+                let step = match scopes::check(&granted, &required) {
                     Ok(detail) if !skipped.is_empty() => {
                         Step::Pass(format!("{detail}; not read: {}", skipped.join("; ")))
                     }
@@ -525,6 +549,58 @@ impl<'e> Run<'e> {
             Ok(None) => self.named("client_id", Step::Pass("none (not required)".into())),
             Err(f) => self.named("client_id", Step::Fail(f)),
         }
+    }
+
+    /// The rules that apply to this request, with their check names: every rule, except the
+    /// `route_only` ones the requirement does not name.
+    fn applicable_rules(&self) -> impl Iterator<Item = (&'e Rule, &'e Arc<str>)> + use<'e> {
+        let requirement = self.requirement;
+        let inner = self.inner;
+        inner
+            .policy
+            .rules
+            .iter()
+            .zip(&inner.names.rules)
+            .filter(move |(rule, _)| !rule.route_only || requirement.rules().contains(&rule.name))
+    }
+
+    /// A requirement naming a rule the policy lacks (or one that applies anyway) is a mistake in
+    /// the service, not in the token: each denies with `internal` rather than be ignored.
+    fn unknown_required_rules(&mut self) {
+        let policy = &self.inner.policy;
+        for name in self.requirement.rules() {
+            if policy
+                .rules
+                .iter()
+                .any(|rule| rule.route_only && rule.name == *name)
+            {
+                continue;
+            }
+            self.record(
+                Arc::from(format!("rule:{name}")),
+                Step::Fail(Failure {
+                    reason: Reason::Internal,
+                    expected: "a `route_only` rule of the policy".into(),
+                    observed: format!("rule `{name}`"),
+                    detail: format!(
+                        "the request requires rule `{name}`, which policy `{}` has no `route_only` rule of that name for",
+                        policy.name
+                    ),
+                }),
+            );
+        }
+    }
+
+    /// The scopes this request needs: the policy's, then the requirement's.
+    fn required_scopes(&self) -> Vec<&'e str> {
+        let policy = &self.inner.policy.scopes.required;
+        let mut required: Vec<&str> = policy.iter().map(String::as_str).collect();
+        for scope in self.requirement.scopes() {
+            if !policy.contains(scope) {
+                required.push(scope);
+            }
+        }
+        required
     }
 
     /// Records every check from `first` on as not evaluated, with `why`.
@@ -552,12 +628,13 @@ impl<'e> Run<'e> {
         for name in FIXED_CHECKS.iter().skip(start).copied() {
             if name == "scopes" {
                 // Claim, constraint and rule checks come just before `scopes`.
+                let rules: Vec<&Arc<str>> = self.applicable_rules().map(|(_, n)| n).collect();
                 for rule in inner
                     .names
                     .required
                     .iter()
                     .chain(&inner.names.constraints)
-                    .chain(&inner.names.rules)
+                    .chain(rules)
                 {
                     self.record(rule.clone(), Step::NotEvaluated(why.to_owned()));
                 }

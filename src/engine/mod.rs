@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use decision::{Check, Decision, Outcome, Principal, Reason, Verdict};
+pub use decision::{Check, Claims, ClaimsError, Decision, Outcome, Principal, Reason, Verdict};
 
 use crate::Algorithm;
 use crate::jwks::{Key, KeyError, KeySet, KeySource, KeyStats, KeysFuture, RemoteKeys, StaticKeys};
-use crate::policy::{IssuerKeys, Policy, SecretSource};
+use crate::policy::{IssuerKeys, Policy, Requirement, SecretSource};
 
 /// A point in time, exact to the nanosecond, counted from the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -233,6 +233,8 @@ impl Names {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) policy: Policy,
+    /// The policy's revision, shared by every decision.
+    pub(crate) revision: Arc<str>,
     pub(crate) issuers: Vec<CompiledIssuer>,
     pub(crate) resource_client_id: Option<String>,
     pub(crate) names: Names,
@@ -380,6 +382,7 @@ impl EngineBuilder {
         let names = Names::new(&policy);
         Ok(PolicyEngine {
             inner: Arc::new(Inner {
+                revision: Arc::from(policy.revision()),
                 policy,
                 issuers,
                 resource_client_id,
@@ -457,7 +460,23 @@ impl PolicyEngine {
 
     /// Decides about `token` at time `now`, with the keys each source holds now (never waits).
     pub fn evaluate_at(&self, token: impl AsRef<[u8]>, now: UnixTime) -> Decision {
-        evaluate::run(&self.inner, token.as_ref(), now, &|issuer| {
+        self.evaluate_at_with(token, now, &NOTHING_MORE)
+    }
+
+    /// Decides about `token` now for a request that also needs what `requirement` says (a
+    /// route's scopes and `route_only` rules), with the keys each source holds now.
+    pub fn evaluate_with(&self, token: impl AsRef<[u8]>, requirement: &Requirement) -> Decision {
+        self.evaluate_at_with(token, UnixTime::now(), requirement)
+    }
+
+    /// [`PolicyEngine::evaluate_with`] at time `now`.
+    pub fn evaluate_at_with(
+        &self,
+        token: impl AsRef<[u8]>,
+        now: UnixTime,
+        requirement: &Requirement,
+    ) -> Decision {
+        evaluate::run(&self.inner, token.as_ref(), now, requirement, &|issuer| {
             current_keys(issuer)
         })
         .0
@@ -466,14 +485,36 @@ impl PolicyEngine {
     /// Like [`PolicyEngine::evaluate`], but when the token names a `kid` its issuer's keys lack,
     /// awaits one [`KeySource::refresh`] and decides again (for remote keys that rotate).
     pub async fn evaluate_async(&self, token: impl AsRef<[u8]>) -> Decision {
-        self.evaluate_async_at(token, UnixTime::now()).await
+        self.evaluate_async_at_with(token, UnixTime::now(), &NOTHING_MORE)
+            .await
     }
 
     /// [`PolicyEngine::evaluate_async`] at time `now`.
     pub async fn evaluate_async_at(&self, token: impl AsRef<[u8]>, now: UnixTime) -> Decision {
+        self.evaluate_async_at_with(token, now, &NOTHING_MORE).await
+    }
+
+    /// [`PolicyEngine::evaluate_async`] for a request that also needs what `requirement` says.
+    pub async fn evaluate_async_with(
+        &self,
+        token: impl AsRef<[u8]>,
+        requirement: &Requirement,
+    ) -> Decision {
+        self.evaluate_async_at_with(token, UnixTime::now(), requirement)
+            .await
+    }
+
+    /// [`PolicyEngine::evaluate_async_with`] at time `now`.
+    pub async fn evaluate_async_at_with(
+        &self,
+        token: impl AsRef<[u8]>,
+        now: UnixTime,
+        requirement: &Requirement,
+    ) -> Decision {
         let token = token.as_ref();
-        let (decision, refresh) =
-            evaluate::run(&self.inner, token, now, &|issuer| current_keys(issuer));
+        let (decision, refresh) = evaluate::run(&self.inner, token, now, requirement, &|issuer| {
+            current_keys(issuer)
+        });
         let Some((source, kid)) = refresh.and_then(|(index, kid)| {
             let source = self.inner.issuers.get(index)?.keys.clone()?;
             Some((source, kid))
@@ -495,9 +536,12 @@ impl PolicyEngine {
             Some(s) if Arc::ptr_eq(s, &source) => fresh.clone(),
             _ => current_keys(issuer),
         };
-        evaluate::run(&self.inner, token, now, &lookup).0
+        evaluate::run(&self.inner, token, now, requirement, &lookup).0
     }
 }
+
+/// The requirement of a request that needs nothing beyond the policy.
+static NOTHING_MORE: Requirement = Requirement::new();
 
 /// Polls a key source's future, turning a panic into `Err(())`.
 struct CatchUnwind<'a>(KeysFuture<'a>);

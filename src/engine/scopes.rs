@@ -14,11 +14,12 @@ use crate::token::json::Object;
 
 /// The granted scopes (in token order, without repeats), or why a scope claim is malformed.
 ///
-/// When the policy requires no scope, scopes are only reported: a malformed scope claim is
-/// left out (and named in `skipped`) instead of denying the token.
+/// When the request requires no scope (`strict` is false), scopes are only reported: a malformed
+/// scope claim is left out (and named in `skipped`) instead of denying the token.
 pub(crate) fn granted<'a>(
     claims: &'a Object,
     rules: &ScopeRules,
+    strict: bool,
     skipped: &mut Vec<String>,
 ) -> Result<Vec<&'a str>, Failure> {
     let mut out: Vec<&str> = Vec::new();
@@ -29,7 +30,7 @@ pub(crate) fn granted<'a>(
         };
         let list = match values(value, *format) {
             Ok(list) => list,
-            Err(why) if rules.required.is_empty() => {
+            Err(why) if !strict => {
                 skipped.push(format!("`{claim}` {why}"));
                 continue;
             }
@@ -47,10 +48,9 @@ pub(crate) fn granted<'a>(
     Ok(out)
 }
 
-/// Checks that every required scope is granted.
-pub(crate) fn check(granted: &[&str], rules: &ScopeRules) -> Result<String, Failure> {
-    let required: Vec<&str> = rules.required.iter().map(String::as_str).collect();
-    let have: HashSet<&str> = match required.as_slice() {
+/// Checks that every required scope (the policy's and the request's) is granted.
+pub(crate) fn check(granted: &[&str], required: &[&str]) -> Result<String, Failure> {
+    let have: HashSet<&str> = match required {
         [] => HashSet::new(),
         _ => granted.iter().copied().collect(),
     };
@@ -60,14 +60,14 @@ pub(crate) fn check(granted: &[&str], rules: &ScopeRules) -> Result<String, Fail
         .filter(|s| !have.contains(s))
         .collect();
     if missing.is_empty() {
-        return Ok(match required.as_slice() {
+        return Ok(match required {
             [] => format!("granted {} (none required)", list(granted)),
             req => format!("required {} granted", list(req)),
         });
     }
     Err(Failure {
         reason: Reason::InsufficientScope,
-        expected: format!("scopes {}", list(&required)),
+        expected: format!("scopes {}", list(required)),
         observed: format!("granted {}", list(granted)),
         detail: format!("missing {}", list(&missing)),
     })

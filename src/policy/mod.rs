@@ -11,6 +11,7 @@ mod model;
 mod parse;
 mod pattern;
 mod reader;
+mod routes;
 mod syntax;
 
 use std::path::Path;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 pub use diagnostic::{Diagnostic, DiagnosticKind, PolicyError, Severity, SourceFile};
 pub(crate) use model::*;
 pub use model::{ClaimPath, Issuer, Policy};
+pub use routes::{PathError, Requirement, request_path};
 
 impl Policy {
     /// Reads and validates the policy at `path`. Relative file names inside it (a `jwks_file`,

@@ -229,6 +229,8 @@ pub(crate) struct Rule {
     pub(crate) description: Option<String>,
     /// A permission rule: when it fails, the token is valid but lacks a permission (403).
     pub(crate) permission: bool,
+    /// Applied only to requests whose route (or [`Requirement`](crate::Requirement)) names it.
+    pub(crate) route_only: bool,
     pub(crate) when: Option<Condition>,
     pub(crate) require: Condition,
     /// Where `when` is written, if it is.
@@ -423,8 +425,13 @@ pub struct Policy {
     pub(crate) scopes: ScopeRules,
     pub(crate) client_id: IdRule,
     pub(crate) resource_client_id: Option<IdRule>,
+    pub(crate) routes: Vec<crate::policy::routes::Route>,
     pub(crate) remote_keys: crate::jwks::RemoteSettings,
     pub(crate) warnings: Vec<crate::policy::Diagnostic>,
+    /// See [`Policy::revision`].
+    pub(crate) revision: String,
+    /// See [`Policy::files`].
+    pub(crate) files: Vec<PathBuf>,
     pub(crate) source: std::sync::Arc<crate::policy::SourceFile>,
 }
 
@@ -452,6 +459,36 @@ impl Policy {
     /// How remote keys are fetched and cached (`[remote_keys]`).
     pub fn remote_keys(&self) -> &crate::jwks::RemoteSettings {
         &self.remote_keys
+    }
+
+    /// What a request with this method and URI (path and query, as a proxy forwards it)
+    /// requires beyond the policy, from the most specific `[[routes]]` entry: the longest path
+    /// prefix (matched on whole segments, case-sensitively), then one listing the method over
+    /// one listing none. Nothing when no route applies. A path that could be read as another
+    /// (`..`, `//`, an encoded `/`) is refused: answer such a request with 400.
+    pub fn requirement_for(
+        &self,
+        method: &str,
+        uri: &str,
+    ) -> Result<crate::Requirement, crate::policy::PathError> {
+        let path = crate::policy::request_path(uri)?;
+        Ok(crate::policy::routes::matching(&self.routes, method, path)
+            .map(|route| route.requirement.clone())
+            .unwrap_or_default())
+    }
+
+    /// A short fingerprint (16 hex digits) of the policy text and the key set files it names:
+    /// the same files give the same revision on every replica, any change gives another.
+    /// Decisions carry it, so a log line says which policy decided. HMAC secrets are not part
+    /// of it.
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    /// The files the policy names (key sets, HMAC secret files), resolved against its directory:
+    /// what to watch, besides the policy itself, to notice a change.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
     }
 
     /// The lints the policy triggered (it is valid, but these patterns are dangerous).

@@ -14,6 +14,7 @@ use super::diagnostic::{DiagnosticKind, PolicyError, Severity, SourceFile};
 use super::lint;
 use super::model::*;
 use super::reader::{Located, Reader, Table, Value, ticks, type_name};
+use super::routes::Route;
 use super::syntax;
 use crate::Algorithm;
 use crate::jwks::RemoteSource;
@@ -92,7 +93,7 @@ pub(crate) fn parse(source: Arc<SourceFile>, base_dir: &Path) -> Result<Policy, 
         // produce follow-on errors about text the user never wrote.
         None
     };
-    let mut diagnostics = reader.diagnostics;
+    let mut diagnostics = std::mem::take(&mut reader.diagnostics);
     // File order; at one place, errors before warnings.
     diagnostics.sort_by_key(|d| {
         let at = d.span.as_ref().map_or((0, 0), |s| (s.start, s.end));
@@ -101,10 +102,38 @@ pub(crate) fn parse(source: Arc<SourceFile>, base_dir: &Path) -> Result<Policy, 
     match policy {
         Some(mut policy) if !diagnostics.iter().any(|d| d.severity == Severity::Error) => {
             policy.warnings = diagnostics;
+            policy.revision = revision(source.text(), &reader.files);
+            policy.files = reader.files.into_iter().map(|(path, _)| path).collect();
             Ok(policy)
         }
         _ => Err(PolicyError::new(source, diagnostics)),
     }
+}
+
+/// SHA-256, with aws-lc (the signature backend, already in the build).
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = [0; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// The policy's revision: the first 16 hex digits of a SHA-256 over the policy text and the
+/// content of every key set file it names (in the order named). Replicas with the same files
+/// report the same revision; any change to them gives another. HMAC secrets are left out: a
+/// revision is shown to clients, and must say nothing about a secret.
+fn revision(text: &str, files: &[(std::path::PathBuf, Option<[u8; 32]>)]) -> String {
+    let mut input = Vec::with_capacity(32 * (files.len() + 1) + 32);
+    input.extend_from_slice(b"jwt-policy revision 1\n");
+    input.extend_from_slice(&sha256(text.as_bytes()));
+    for digest in files.iter().filter_map(|(_, digest)| digest.as_ref()) {
+        input.extend_from_slice(digest);
+    }
+    sha256(&input)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn read_policy(
@@ -209,6 +238,10 @@ fn read_policy(
         Some(v) => read_remote_keys(r, v),
         None => Some(crate::jwks::RemoteSettings::default()),
     };
+    let routes = match t.get("routes") {
+        Some(v) => read_routes(r, v, rules.as_deref()),
+        None => Some(Vec::new()),
+    };
     let resource_client_id = match t.get("resource_client_id") {
         Some(v) => read_id_rule(r, v, "resource_client_id", IdPosition::Resource).map(Some),
         None => Some(None),
@@ -257,8 +290,11 @@ fn read_policy(
         scopes,
         client_id: client_id?,
         resource_client_id: resource_client_id?,
+        routes: routes?,
         remote_keys: remote_keys?,
         warnings: Vec::new(),
+        revision: String::new(),
+        files: Vec::new(),
         source: source.clone(),
     };
     // The lints that weigh the whole policy are only meaningful for one that is otherwise valid.
@@ -767,7 +803,20 @@ fn read_key_source(
 }
 
 fn load_static(r: &mut Reader, source: JwksSource, at: &Located<String>) -> Option<IssuerKeys> {
-    match crate::jwks::KeySet::load(&source) {
+    let loaded = match &source {
+        // Read here (not by `KeySet::load`) so the revision covers exactly the bytes read.
+        JwksSource::File(path) => std::fs::read(path)
+            .map_err(|e| crate::jwks::KeyError::Io {
+                path: path.clone(),
+                message: crate::io_message(&e),
+            })
+            .and_then(|bytes| {
+                r.files.push((path.clone(), Some(sha256(&bytes))));
+                crate::jwks::KeySet::from_jwks(&bytes)
+            }),
+        JwksSource::Inline(text) => crate::jwks::KeySet::from_jwks(text.as_bytes()),
+    };
+    match loaded {
         Ok(set) => Some(IssuerKeys::Static(Arc::new(set))),
         Err(e) => {
             let help = match (&e, source) {
@@ -981,7 +1030,12 @@ fn read_hmac_secrets(
             .and_then(|v| r.nonempty_string(v, &t.path("file")));
         let source = match (env, file) {
             (Some(env), None) => Some(SecretSource::Env(env.value)),
-            (None, Some(file)) => Some(SecretSource::File(base_dir.join(file.value))),
+            (None, Some(file)) => {
+                let path = base_dir.join(file.value);
+                // Watched for changes, but a secret never goes into the published revision.
+                r.files.push((path.clone(), None));
+                Some(SecretSource::File(path))
+            }
             (env, file) => {
                 let message = if env.is_some() && file.is_some() {
                     format!("`{}` has both `env` and `file`", t.name)
@@ -1416,6 +1470,9 @@ fn read_rules(r: &mut Reader, v: &Value<'_>) -> Option<Vec<Rule>> {
         let permission = or_default(t.get("permission"), false, |v| {
             r.bool(v, &t.path("permission"))
         });
+        let route_only = or_default(t.get("route_only"), false, |v| {
+            r.bool(v, &t.path("route_only"))
+        });
         let when_value = t.get("when");
         let when = or_default(when_value, None, |v| {
             read_condition(r, v, &t.path("when"), 0).map(Some)
@@ -1429,17 +1486,24 @@ fn read_rules(r: &mut Reader, v: &Value<'_>) -> Option<Vec<Rule>> {
             }
         };
         t.finish(r);
-        match (name, when, require, require_value, permission) {
-            (Some(name), Some(when), Some(require), Some(require_value), Some(permission)) => out
-                .push(Rule {
-                    name: name.value,
-                    description,
-                    permission,
-                    when,
-                    require,
-                    when_span: when_value.map(|v| v.span()),
-                    require_span: require_value.span(),
-                }),
+        match (name, when, require, require_value, permission, route_only) {
+            (
+                Some(name),
+                Some(when),
+                Some(require),
+                Some(require_value),
+                Some(permission),
+                Some(route_only),
+            ) => out.push(Rule {
+                name: name.value,
+                description,
+                permission,
+                route_only,
+                when,
+                require,
+                when_span: when_value.map(|v| v.span()),
+                require_span: require_value.span(),
+            }),
             _ => ok = false,
         }
     }
@@ -1782,4 +1846,150 @@ fn read_sources(
 
 fn values(list: Vec<Located<String>>) -> Vec<String> {
     list.into_iter().map(|s| s.value).collect()
+}
+
+/// The request methods a route may list (RFC 9110 §9, and PATCH).
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// `[[routes]]`: per-route requirements. `rules` is the policy's rules, when they could be read,
+/// so that a route naming a rule can be checked.
+fn read_routes(r: &mut Reader, v: &Value<'_>, rules: Option<&[Rule]>) -> Option<Vec<Route>> {
+    let items = r.array(v, "routes")?;
+    let mut out: Vec<Route> = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let Some(mut t) = r.table(item, format!("routes[{i}]")) else {
+            ok = false;
+            continue;
+        };
+        let path = match t.get("path") {
+            Some(v) => r
+                .nonempty_string(v, &t.path("path"))
+                .and_then(|p| route_path(r, p, &t.path("path"))),
+            None => {
+                t.missing("path", "\"/admin\"");
+                None
+            }
+        };
+        let methods = or_default(t.get("methods"), Vec::new(), |v| {
+            let list = r.strings(v, &t.path("methods"))?;
+            let mut methods: Vec<String> = Vec::new();
+            let mut fine = true;
+            for m in list {
+                if !METHODS.contains(&m.value.as_str()) {
+                    r.error(
+                        DiagnosticKind::InvalidValue,
+                        m.span,
+                        format!("`{}` is not a request method", m.value),
+                        format!("methods are upper case: one of {}", ticks(&METHODS)),
+                    );
+                    fine = false;
+                } else if !methods.contains(&m.value) {
+                    methods.push(m.value);
+                }
+            }
+            fine.then_some(methods)
+        });
+        let scopes = or_default(t.get("scopes"), Vec::new(), |v| {
+            scope_list(r, v, &t.path("scopes")).map(values)
+        });
+        let named = or_default(t.get("rules"), Vec::new(), |v| {
+            let list = r.strings(v, &t.path("rules"))?;
+            // Every name is checked (and every problem reported) before the answer.
+            let checked: Vec<bool> = list.iter().map(|name| route_rule(r, name, rules)).collect();
+            let fine = checked.iter().all(|ok| *ok);
+            fine.then(|| values(list))
+        });
+        let span = t.span();
+        t.finish(r);
+        let (Some(path), Some(methods), Some(scopes), Some(named)) = (path, methods, scopes, named)
+        else {
+            ok = false;
+            continue;
+        };
+        if out.iter().any(|o| o.path == path && o.methods == methods) {
+            r.error(
+                DiagnosticKind::Duplicate,
+                span,
+                format!("a second route for `{path}` with the same methods"),
+                "merge the two `[[routes]]` entries",
+            );
+            ok = false;
+            continue;
+        }
+        let requirement = named.into_iter().fold(
+            crate::Requirement::new().scopes_from(scopes),
+            crate::Requirement::rule,
+        );
+        out.push(Route {
+            path,
+            methods,
+            requirement,
+        });
+    }
+    ok.then_some(out)
+}
+
+/// A route's path prefix, as requests carry it: from `/`, no trailing `/` kept.
+fn route_path(r: &mut Reader, p: Located<String>, what: &str) -> Option<String> {
+    let trimmed = match p.value.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    };
+    match crate::policy::request_path(trimmed) {
+        Ok(path) if path == trimmed => Some(trimmed.to_owned()),
+        Ok(_) | Err(_) => {
+            r.error(
+                DiagnosticKind::InvalidValue,
+                p.span,
+                format!("`{what}` `{}` is not a plain path prefix", p.value),
+                "write the path as requests carry it, from `/`, without `.` or `..` segments, `//`, a query or percent-encoded unreserved characters: `\"/admin\"`",
+            );
+            None
+        }
+    }
+}
+
+/// Whether a route may name rule `name`: a rule of the policy marked `route_only`.
+fn route_rule(r: &mut Reader, name: &Located<String>, rules: Option<&[Rule]>) -> bool {
+    // When the rules could not be read, their own errors are the story.
+    let Some(rules) = rules else { return true };
+    match rules.iter().find(|rule| rule.name == name.value) {
+        Some(rule) if rule.route_only => true,
+        Some(_) => {
+            r.error(
+                DiagnosticKind::Conflict,
+                name.span.clone(),
+                format!("rule `{}` already applies to every request", name.value),
+                "mark the rule `route_only = true` so that only the routes naming it apply it, or remove it here",
+            );
+            false
+        }
+        None => {
+            let close = rules
+                .iter()
+                .filter(|rule| rule.route_only)
+                .map(|rule| {
+                    (
+                        strsim::damerau_levenshtein(&name.value, &rule.name),
+                        &rule.name,
+                    )
+                })
+                .filter(|(distance, rule)| *distance <= (rule.len() / 3).max(2))
+                .min();
+            let help = match close {
+                Some((_, rule)) => format!("did you mean `{rule}`?"),
+                None => "name a `[[rules]]` entry that has `route_only = true`".to_owned(),
+            };
+            r.error(
+                DiagnosticKind::InvalidValue,
+                name.span.clone(),
+                format!("there is no rule `{}`", name.value),
+                help,
+            );
+            false
+        }
+    }
 }

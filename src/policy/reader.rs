@@ -45,6 +45,9 @@ struct Var {
 pub(crate) struct Reader {
     pub(crate) diagnostics: Vec<Diagnostic>,
     vars: BTreeMap<String, Var>,
+    /// The files the policy names, in the order read, with the SHA-256 of those whose content
+    /// is part of the policy's revision (key sets; never secrets).
+    pub(crate) files: Vec<(std::path::PathBuf, Option<[u8; 32]>)>,
 }
 
 /// A TOML table being read; remembers which keys were asked for.

@@ -164,6 +164,8 @@ pub(crate) struct UnverifiedToken<'t> {
     signature: &'t str,
     header: Header,
     claims: Object,
+    /// The payload's JSON text (checked UTF-8 and strict by the parse into `claims`).
+    payload: Vec<u8>,
 }
 
 /// The header parameters the engine uses, type-checked, plus the whole header.
@@ -183,6 +185,7 @@ pub(crate) struct Header {
 pub(crate) struct VerifiedToken {
     header: Object,
     claims: Object,
+    payload: Vec<u8>,
 }
 
 impl VerifiedToken {
@@ -194,6 +197,13 @@ impl VerifiedToken {
     /// The verified header.
     pub(crate) fn header(&self) -> &Object {
         &self.header
+    }
+
+    /// The verified payload as JSON text.
+    pub(crate) fn into_payload(self) -> String {
+        // The payload parsed as strict UTF-8 JSON, so this never replaces anything.
+        String::from_utf8(self.payload)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
@@ -214,6 +224,7 @@ impl<'t> UnverifiedToken<'t> {
             .then_some(VerifiedToken {
                 header: self.header.object,
                 claims: self.claims,
+                payload: self.payload,
             })
     }
 }
@@ -264,6 +275,7 @@ pub(crate) fn decode(token: &[u8], max_bytes: usize) -> Result<UnverifiedToken<'
         signature,
         header,
         claims,
+        payload: payload_bytes,
     })
 }
 
