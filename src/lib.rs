@@ -7,13 +7,14 @@ pub mod jwks;
 pub mod policy;
 mod token;
 
+#[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
 
 pub use algorithm::{Algorithm, KeyFamily};
 pub use engine::{
     BuildError, Check, Claims, ClaimsError, Decision, EngineBuilder, Outcome, PolicyEngine,
-    Principal, Reason, UnixTime, Verdict,
+    Principal, Reason, SharedEngine, UnixTime, Verdict,
 };
 pub use jwks::{
     KeyError, KeySet, KeySource, KeyStats, RemoteKeys, RemoteSettings, RemoteSource, Startup,

@@ -540,6 +540,65 @@ impl PolicyEngine {
     }
 }
 
+/// An engine that can be replaced while it is in use: every caller gets the current one, and a
+/// replacement takes effect atomically for the next decision (a decision in flight finishes with
+/// the engine it started with). Cheap to clone; clones share the slot.
+///
+/// A fixed engine is a `SharedEngine` nobody replaces; a reloading one (`ReloadingEngine`, with
+/// the `reload` feature) replaces it when its policy files change. The HTTP layer and `serve`
+/// take a `SharedEngine`, so they work with either.
+///
+/// ```
+/// use jwt_policy::{Policy, PolicyEngine, SharedEngine};
+///
+/// let build = |text: &str| -> Result<PolicyEngine, Box<dyn std::error::Error>> {
+///     let policy = Policy::from_toml("p.toml", text, "policies")?;
+///     Ok(PolicyEngine::builder(policy)
+///         .context("credential.key_id", "mcp-server-key-1")
+///         .build()?)
+/// };
+/// let text = std::fs::read_to_string("policies/keycard-mcp.toml")?;
+/// let shared = SharedEngine::new(build(&text)?);
+/// let before = shared.current().policy().revision().to_owned();
+/// shared.replace(build(&format!("{text}\n# edited\n"))?);
+/// assert_ne!(shared.current().policy().revision(), before);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct SharedEngine(Arc<arc_swap::ArcSwap<PolicyEngine>>);
+
+impl SharedEngine {
+    /// Shares `engine`.
+    pub fn new(engine: PolicyEngine) -> Self {
+        Self(Arc::new(arc_swap::ArcSwap::from_pointee(engine)))
+    }
+
+    /// The engine in effect now (a cheap clone: one reference count).
+    pub fn current(&self) -> PolicyEngine {
+        PolicyEngine::clone(&self.0.load())
+    }
+
+    /// Puts `engine` in effect for every decision that starts from now on.
+    pub fn replace(&self, engine: PolicyEngine) {
+        self.0.store(Arc::new(engine));
+    }
+}
+
+impl From<PolicyEngine> for SharedEngine {
+    fn from(engine: PolicyEngine) -> Self {
+        Self::new(engine)
+    }
+}
+
+impl fmt::Debug for SharedEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedEngine")
+            .field("policy", &self.0.load().policy().name())
+            .field("revision", &self.0.load().policy().revision())
+            .finish()
+    }
+}
+
 /// The requirement of a request that needs nothing beyond the policy.
 static NOTHING_MORE: Requirement = Requirement::new();
 

@@ -412,6 +412,8 @@ impl IdRule {
 pub struct Policy {
     pub(crate) name: String,
     pub(crate) resource_url: String,
+    pub(crate) resource_name: Option<String>,
+    pub(crate) resource_documentation: Option<String>,
     pub(crate) scopes_supported: Vec<String>,
     pub(crate) resource_claim: Presence,
     pub(crate) max_token_bytes: usize,
@@ -444,6 +446,17 @@ impl Policy {
     /// This server's resource URL (RFC 8707 / RFC 9728 `resource`).
     pub fn resource_url(&self) -> &str {
         &self.resource_url
+    }
+
+    /// A human-readable name of this resource (`[resource] name`, RFC 9728 `resource_name`).
+    pub fn resource_name(&self) -> Option<&str> {
+        self.resource_name.as_deref()
+    }
+
+    /// Where a developer reads how to use this resource (`[resource] documentation`, RFC 9728
+    /// `resource_documentation`).
+    pub fn resource_documentation(&self) -> Option<&str> {
+        self.resource_documentation.as_deref()
     }
 
     /// The scopes this resource supports, for RFC 9728 metadata.

@@ -199,7 +199,7 @@ fn read_policy(
     // is never accepted by accident (RFC 7519 §4.1.3, RFC 9068 §4).
     let audience = match t.get("audience") {
         Some(v) => read_audience(r, v),
-        None => resource.as_ref().map(|(url, _, _)| {
+        None => resource.as_ref().map(|ResourceTable { url, .. }| {
             Audience::Accept(AudienceRule {
                 mode: Match::Any,
                 accept: vec![AudienceAlternative {
@@ -270,13 +270,21 @@ fn read_policy(
             );
         }
     }
-    let (resource_url, scopes_supported, resource_claim) = resource?;
+    let ResourceTable {
+        url: resource_url,
+        scopes_supported,
+        claim: resource_claim,
+        name: resource_name,
+        documentation: resource_documentation,
+    } = resource?;
     let resource_url = resource_url.value;
     let (scopes, required_scopes) = scopes?;
     lint::unadvertised_scopes(r, &required_scopes, &scopes_supported);
     let policy = Policy {
         name: source.name().to_owned(),
         resource_url,
+        resource_name,
+        resource_documentation,
         scopes_supported,
         resource_claim,
         max_token_bytes: usize::try_from(max_token_bytes?).ok()?,
@@ -316,10 +324,16 @@ fn or_default<T>(
     }
 }
 
-fn read_resource(
-    r: &mut Reader,
-    v: &Value<'_>,
-) -> Option<(Located<String>, Vec<String>, Presence)> {
+/// What `[resource]` says.
+struct ResourceTable {
+    url: Located<String>,
+    scopes_supported: Vec<String>,
+    claim: Presence,
+    name: Option<String>,
+    documentation: Option<String>,
+}
+
+fn read_resource(r: &mut Reader, v: &Value<'_>) -> Option<ResourceTable> {
     let mut t = r.table(v, "[resource]")?;
     let url = match t.get("url") {
         Some(v) => r
@@ -336,8 +350,37 @@ fn read_resource(
     let claim = or_default(t.get("claim"), Presence::Optional, |v| {
         r.choice(v, "resource.claim", PRESENCE)
     });
+    let name = or_default(t.get("name"), None, |v| {
+        r.nonempty_string(v, "resource.name").map(|s| Some(s.value))
+    });
+    let documentation = or_default(t.get("documentation"), None, |v| {
+        let doc = r.nonempty_string(v, "resource.documentation")?;
+        match url::Url::parse(&doc.value) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {
+                Some(Some(doc.value))
+            }
+            _ => {
+                r.error(
+                    DiagnosticKind::InvalidValue,
+                    doc.span,
+                    format!(
+                        "`resource.documentation` must be an http(s) URL, found `{}`",
+                        doc.value
+                    ),
+                    "the page a developer reads to use this resource: `https://docs.example.com/mcp`",
+                );
+                None
+            }
+        }
+    });
     t.finish(r);
-    Some((url?, scopes?, claim?))
+    Some(ResourceTable {
+        url: url?,
+        scopes_supported: scopes?,
+        claim: claim?,
+        name: name?,
+        documentation: documentation?,
+    })
 }
 
 /// An absolute URI without a fragment (RFC 8707 §2).
