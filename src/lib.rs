@@ -13,8 +13,8 @@ pub mod cli;
 
 pub use algorithm::{Algorithm, KeyFamily};
 pub use engine::{
-    BuildError, Check, Claims, ClaimsError, Decision, EngineBuilder, Outcome, PolicyEngine,
-    Principal, Reason, SharedEngine, UnixTime, Verdict,
+    BuildError, Check, Claims, ClaimsError, Decision, EngineBuilder, ForwardError, Outcome,
+    PolicyEngine, Principal, Reason, SharedEngine, UnixTime, Verdict,
 };
 pub use jwks::{
     KeyError, KeySet, KeySource, KeyStats, RemoteKeys, RemoteSettings, RemoteSource, Startup,

@@ -2529,3 +2529,57 @@ scopes = ["mcp:reports"]
         assert_ne!(first.revision(), second.revision());
     }
 }
+
+/// `[forward]`: verified claims `serve` passes on as headers.
+mod forwarded_claims {
+    use super::*;
+
+    const FORWARD: &str = r#"
+[forward]
+headers = [
+  { claim = "tid", header = "X-Auth-Tenant" },
+  { path = ["realm", "roles"], header = "X-Auth-Roles", separator = " " },
+  { claim = "level", header = "X-Auth-Level" },
+  { claim = "absent", header = "X-Auth-Absent" },
+]
+"#;
+
+    #[test]
+    fn claims_become_headers_on_allow_only() {
+        let key = TestKey::es256("ec");
+        let engine = engine(&format!("{}\n{FORWARD}", keycard_policy(&[&key])), CTX);
+        let claims = claims_with(json!({
+            "tid": "acme", "realm": { "roles": ["reader", "writer"] }, "level": 3
+        }));
+        let d = decide(&engine, &key.sign(&claims));
+        assert_allow(&d);
+        assert_eq!(
+            engine.forwarded_headers(&d).unwrap(),
+            [
+                ("X-Auth-Tenant".to_owned(), "acme".to_owned()),
+                ("X-Auth-Roles".to_owned(), "reader writer".to_owned()),
+                ("X-Auth-Level".to_owned(), "3".to_owned()),
+            ]
+        );
+        let denied = decide(&engine, &key.sign(&with_changes(claims, json!({ "scope": "x" }))));
+        assert_eq!(engine.forwarded_headers(&denied).unwrap(), []);
+    }
+
+    #[test]
+    fn values_a_header_cannot_carry_are_refused_not_forwarded() {
+        let key = TestKey::es256("ec");
+        let engine = engine(&format!("{}\n{FORWARD}", keycard_policy(&[&key])), CTX);
+        for (tid, why) in [
+            (json!("acme\r\nX-Admin: 1"), "not printable ASCII"),
+            (json!("ácme"), "not printable ASCII"),
+            (json!({ "id": 1 }), "an object"),
+            (json!(["a", ["b"]]), "an array"),
+        ] {
+            let d = decide(&engine, &key.sign(&claims_with(json!({ "tid": tid }))));
+            assert_allow(&d);
+            let err = engine.forwarded_headers(&d).unwrap_err();
+            assert_eq!(err.header, "X-Auth-Tenant");
+            assert!(err.to_string().contains(why), "{err}");
+        }
+    }
+}

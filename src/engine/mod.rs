@@ -6,6 +6,7 @@ mod claims;
 mod client_id;
 mod decision;
 mod evaluate;
+mod forward;
 mod header;
 mod scopes;
 mod time;
@@ -20,6 +21,7 @@ use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use decision::{Check, Claims, ClaimsError, Decision, Outcome, Principal, Reason, Verdict};
+pub use forward::ForwardError;
 
 use crate::Algorithm;
 use crate::jwks::{Key, KeyError, KeySet, KeySource, KeyStats, KeysFuture, RemoteKeys, StaticKeys};
@@ -446,6 +448,18 @@ impl PolicyEngine {
             .iter()
             .filter_map(|i| Some((i.iss.as_str(), i.keys.as_ref()?.stats()?)))
             .collect()
+    }
+
+    /// The request headers the policy's `[forward]` table makes of an allowed decision's
+    /// verified claims (what `jwt-policy serve` passes to the service); none for a denial.
+    pub fn forwarded_headers(
+        &self,
+        decision: &Decision,
+    ) -> Result<Vec<(String, String)>, ForwardError> {
+        match decision.claims() {
+            Some(claims) => forward::headers(&self.inner.policy, claims),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// This server's own client id, resolved when the engine was built.

@@ -292,6 +292,16 @@ pub(crate) enum IssuerKeys {
     Remote(crate::jwks::RemoteSource),
 }
 
+/// A verified claim that `jwt-policy serve` passes on as a request header on allow (`[forward]`).
+#[derive(Debug, Clone)]
+pub(crate) struct ForwardHeader {
+    pub(crate) path: ClaimPath,
+    pub(crate) header: String,
+    /// Joins the items of an array claim.
+    pub(crate) separator: String,
+    pub(crate) span: Range<usize>,
+}
+
 /// Where an HMAC secret comes from. The policy names it; it never contains it.
 #[derive(Debug, Clone)]
 pub(crate) enum SecretSource {
@@ -428,6 +438,7 @@ pub struct Policy {
     pub(crate) client_id: IdRule,
     pub(crate) resource_client_id: Option<IdRule>,
     pub(crate) routes: Vec<crate::policy::routes::Route>,
+    pub(crate) forward: Vec<ForwardHeader>,
     pub(crate) remote_keys: crate::jwks::RemoteSettings,
     pub(crate) warnings: Vec<crate::policy::Diagnostic>,
     /// See [`Policy::revision`].
