@@ -5,6 +5,8 @@ mod algorithm;
 mod engine;
 pub mod jwks;
 pub mod policy;
+#[cfg(feature = "reload")]
+pub mod reload;
 mod token;
 
 #[cfg(feature = "cli")]
@@ -21,6 +23,8 @@ pub use jwks::{
     StaticKeys,
 };
 pub use policy::{Diagnostic, Policy, PolicyError, Requirement, Severity};
+#[cfg(feature = "reload")]
+pub use reload::{ReloadError, ReloadOutcome, ReloadStatus, ReloadingEngine};
 pub use token::{Segment, TokenError};
 
 /// Any error this crate returns: each layer has its own enum, this only wraps them.
