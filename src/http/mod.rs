@@ -636,13 +636,32 @@ mod tests {
             assert!(safe(reason_text(reason)), "{reason}");
             assert!(!reason_text(reason).is_empty());
         }
-        for bad in [
+        for bad in every_bad_request() {
+            assert!(safe(bad.description()), "{bad}");
+        }
+    }
+
+    fn every_bad_request() -> [BadRequest; 5] {
+        let path = crate::policy::request_path("//x").unwrap_err();
+        [
             BadRequest::SeveralAuthorizationHeaders,
             BadRequest::EmptyAuthorization,
             BadRequest::EmptyBearerToken,
             BadRequest::InvalidBearerToken,
-        ] {
-            assert!(safe(bad.description()), "{bad}");
+            BadRequest::Path(path),
+        ]
+    }
+
+    #[test]
+    fn docs_list_every_error_description() {
+        let docs = include_str!("../../docs/http.md");
+        for reason in Reason::ALL.into_iter().filter(|r| r.http_status() == 401) {
+            let row = format!("| `{}` | `{}` |", reason.as_str(), reason_text(reason));
+            assert!(docs.contains(&row), "docs/http.md lacks `{row}`");
+        }
+        for bad in every_bad_request() {
+            let cell = format!("| `{}` |\n", bad.description());
+            assert!(docs.contains(&cell), "docs/http.md lacks `{cell}`");
         }
     }
 
