@@ -3,6 +3,8 @@
 
 mod algorithm;
 mod engine;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod jwks;
 pub mod policy;
 #[cfg(feature = "reload")]
