@@ -2561,7 +2561,10 @@ headers = [
                 ("X-Auth-Level".to_owned(), "3".to_owned()),
             ]
         );
-        let denied = decide(&engine, &key.sign(&with_changes(claims, json!({ "scope": "x" }))));
+        let denied = decide(
+            &engine,
+            &key.sign(&with_changes(claims, json!({ "scope": "x" }))),
+        );
         assert_eq!(engine.forwarded_headers(&denied).unwrap(), []);
     }
 
