@@ -198,7 +198,7 @@ async fn serve(args: &Args, now: Option<UnixTime>) -> Result<u8, String> {
 
     tracing::info!(
         policy = %args.policy.display(),
-        revision = engine.policy().revision(),
+        revision = %engine.policy().revision(),
         %addr,
         "serving"
     );
