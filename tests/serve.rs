@@ -948,6 +948,31 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
 
+#[test]
+fn a_request_that_never_ends_does_not_hold_the_shutdown() {
+    use std::io::Write;
+    let setup = Setup::new();
+    let mut serve = setup.start(&["--shutdown-grace", "1"]);
+    // Half a request: the server waits for the rest.
+    let mut stalled = std::net::TcpStream::connect(serve.addr).unwrap();
+    stalled
+        .write_all(b"GET /auth HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = Instant::now();
+    serve.signal("TERM");
+    let status = serve.wait(Duration::from_secs(20)).expect("still running");
+    assert_eq!(status.code(), Some(0));
+    assert!(signalled.elapsed() >= Duration::from_secs(1));
+    assert!(
+        serve.wait_for_log(Duration::from_secs(2), |l| l
+            .contains("requests still in flight 1 s after the signal")),
+        "{:#?}",
+        serve.logs()
+    );
+    drop(stalled);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_line_per_decision_without_the_token() {
     let setup = Setup::new();

@@ -7,6 +7,7 @@
 //! in flight finish, and exit 0. `docs/http.md` ("`jwt-policy serve`") is the user's view.
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -65,6 +66,10 @@ pub(crate) struct Args {
     /// values, so it is for operators debugging their own clients.
     #[arg(long)]
     full_deny_body: bool,
+    /// After SIGTERM or Ctrl-C, how long the requests in flight may take to finish before the
+    /// process exits without them.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    shutdown_grace: u64,
 }
 
 /// Runs `serve` until SIGTERM or Ctrl-C; the exit code.
@@ -204,11 +209,29 @@ async fn serve(args: &Args, now: Option<UnixTime>) -> Result<u8, String> {
     );
     drop(engine);
     eprintln!("listening on http://{addr}");
-    let stopped = signals.run(reloading);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stopped)
-        .await
-        .map_err(|e| format!("the server failed: {}", crate::io_message(&e)))?;
+    let (stopping, mut stop) = tokio::sync::watch::channel(false);
+    let stopped = async move {
+        signals.run(reloading).await;
+        let _ = stopping.send(true);
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(stopped);
+    // A request that never ends (a client that sends half a request) does not hold the process.
+    let grace = Duration::from_secs(args.shutdown_grace);
+    let deadline = async move {
+        if stop.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = server.into_future() => {
+            served.map_err(|e| format!("the server failed: {}", crate::io_message(&e)))?;
+        }
+        () = deadline => tracing::warn!(
+            "requests still in flight {} s after the signal: stopping without them",
+            grace.as_secs()
+        ),
+    }
     tracing::info!("stopped");
     Ok(EXIT_OK)
 }
