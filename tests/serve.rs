@@ -804,8 +804,9 @@ async fn sighup_reloads_now_and_does_not_stop_the_server() {
     let first = setup.revision();
     serve.signal("HUP");
     assert!(
-        serve.wait_for_log(Duration::from_secs(10), |l| l.contains("SIGHUP")
-            && l.contains("unchanged")),
+        serve.wait_for_log(Duration::from_secs(10), |l| {
+            l.contains(&format!("SIGHUP: policy unchanged, revision `{first}`"))
+        }),
         "{:#?}",
         serve.logs()
     );
@@ -820,8 +821,9 @@ async fn sighup_reloads_now_and_does_not_stop_the_server() {
     let second = setup.revision();
     serve.signal("HUP");
     assert!(
-        serve.wait_for_log(Duration::from_secs(10), |l| l.contains("SIGHUP")
-            && l.contains(&second)),
+        serve.wait_for_log(Duration::from_secs(10), |l| {
+            l.contains(&format!("SIGHUP: policy reloaded, revision `{second}`"))
+        }),
         "{:#?}",
         serve.logs()
     );

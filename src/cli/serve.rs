@@ -424,21 +424,43 @@ fn identity_headers(
     let mut out = Vec::with_capacity(8);
     let client_claim = who.client_id_source.as_deref().unwrap_or("client_id");
     let scopes = scopes_value(engine.policy(), decision)?;
+    // (header, as the documentation spells it, the claim it comes from, value)
     let standard = [
-        ("x-auth-subject", "sub", who.subject.as_deref()),
-        ("x-auth-client-id", client_claim, who.client_id.as_deref()),
-        ("x-auth-scopes", "scope", scopes.as_deref()),
-        ("x-auth-issuer", "iss", who.issuer.as_deref()),
-        ("x-auth-audience", "aud", who.audience.as_deref()),
+        (
+            "x-auth-subject",
+            "X-Auth-Subject",
+            "sub",
+            who.subject.as_deref(),
+        ),
+        (
+            "x-auth-client-id",
+            "X-Auth-Client-Id",
+            client_claim,
+            who.client_id.as_deref(),
+        ),
+        ("x-auth-scopes", "X-Auth-Scopes", "scope", scopes.as_deref()),
+        (
+            "x-auth-issuer",
+            "X-Auth-Issuer",
+            "iss",
+            who.issuer.as_deref(),
+        ),
+        (
+            "x-auth-audience",
+            "X-Auth-Audience",
+            "aud",
+            who.audience.as_deref(),
+        ),
         (
             "x-auth-policy-revision",
+            "X-Auth-Policy-Revision",
             "policy_revision",
             Some(decision.policy_revision()),
         ),
     ];
-    for (header, claim, value) in standard {
+    for (header, shown, claim, value) in standard {
         if let Some(value) = value {
-            let fail = |why| forward_error(claim, display_name(header), why);
+            let fail = |why| forward_error(claim, shown, why);
             out.push((
                 HeaderName::from_static(header),
                 header_value(value).map_err(fail)?,
@@ -446,16 +468,10 @@ fn identity_headers(
         }
     }
     for (header, value) in engine.forwarded_headers(decision)? {
-        let fail = |why| forward_error("", &header, why);
+        let fail = |why| forward_error(&claim_of(engine.policy(), &header), &header, why);
         let name = HeaderName::from_bytes(header.as_bytes())
             .map_err(|_| fail("it is not a header name".to_owned()))?;
-        let value = header_value(&value).map_err(|why| ForwardError {
-            // Name the claim as the policy does.
-            claim: claim_of(engine.policy(), &header),
-            header: header.clone(),
-            why,
-        })?;
-        out.push((name, value));
+        out.push((name, header_value(&value).map_err(fail)?));
     }
     Ok(out)
 }
@@ -519,18 +535,6 @@ fn forward_error(claim: &str, header: &str, why: String) -> ForwardError {
         claim: claim.to_owned(),
         header: header.to_owned(),
         why,
-    }
-}
-
-/// The name of a standard header as the documentation spells it.
-fn display_name(header: &str) -> &'static str {
-    match header {
-        "x-auth-subject" => "X-Auth-Subject",
-        "x-auth-client-id" => "X-Auth-Client-Id",
-        "x-auth-scopes" => "X-Auth-Scopes",
-        "x-auth-issuer" => "X-Auth-Issuer",
-        "x-auth-audience" => "X-Auth-Audience",
-        _ => "X-Auth-Policy-Revision",
     }
 }
 
