@@ -30,7 +30,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::{EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error};
 use crate::http::{
-    BadRequest, DenyBody, Situation, bearer_token, metadata_path, metadata_response, response,
+    BadRequest, DenyBody, Situation, bearer_token, is_scope_token, metadata_path,
+    metadata_response, response,
 };
 use crate::token::escape;
 use crate::{
@@ -505,14 +506,6 @@ fn scopes_value(policy: &Policy, decision: &Decision) -> Result<Option<String>, 
         });
     }
     Ok((!scopes.is_empty()).then(|| scopes.join(" ")))
-}
-
-/// RFC 6749 §3.3 `scope-token = 1*NQCHAR`, `NQCHAR = %x21 / %x23-5B / %x5D-7E`.
-fn is_scope_token(scope: &str) -> bool {
-    !scope.is_empty()
-        && scope
-            .bytes()
-            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
 /// `value` as a header value, when a header carries it as it is: printable ASCII, without
