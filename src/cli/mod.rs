@@ -1,11 +1,22 @@
 //! The command-line interface. Not a stable library API; use the binary.
 
 mod check;
+mod serve;
 mod verify;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use url::Url;
+
+use crate::jwks::{KeySet, KeySource, KeysFuture, is_loopback};
+use crate::policy::JwksSource;
+use crate::{
+    BuildError, EngineBuilder, KeyError, Policy, PolicyEngine, RemoteKeys, RemoteSource,
+    StaticKeys, UnixTime,
+};
 
 /// Exit code: valid policy / token allowed / every batch line decided.
 pub const EXIT_OK: u8 = 0;
@@ -28,6 +39,9 @@ enum Command {
     Check(check::Args),
     /// Decide about tokens (exit 0 allow, 1 deny, 2 error; batch: 0 when every line was decided).
     Verify(verify::Args),
+    /// Answer forward-auth requests from a proxy over HTTP (exit 0 when stopped, 2 if it cannot
+    /// start).
+    Serve(serve::Args),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -42,6 +56,169 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     ExitCode::from(code)
+}
+
+/// The flags `verify` and `serve` share: where keys come from, run-time values, the clock.
+#[derive(Debug, clap::Args)]
+pub(crate) struct EngineArgs {
+    /// Verify with this JWKS file instead of every issuer's own key source (offline).
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_url")]
+    jwks: Option<PathBuf>,
+    /// Verify with the JWKS at this URL instead of every issuer's own key source (fetched,
+    /// cached and refreshed as the policy's `[remote_keys]` say).
+    #[arg(long, value_name = "URL")]
+    jwks_url: Option<String>,
+    /// Decide at this time (Unix seconds, fractions allowed) instead of the system clock.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    now: Option<String>,
+    /// A run-time value the policy refers to, e.g. `credential.key_id=abc` (repeatable).
+    #[arg(long = "context", value_name = "KEY=VALUE")]
+    context: Vec<String>,
+}
+
+impl EngineArgs {
+    /// `--now`: `None` for the system clock.
+    pub(crate) fn now(&self) -> Result<Option<UnixTime>, String> {
+        self.now
+            .as_deref()
+            .map(|text| {
+                UnixTime::parse(text).ok_or_else(|| {
+                    format!("`--now {text}` is not a time in Unix seconds (e.g. `1767225600`)")
+                })
+            })
+            .transpose()
+    }
+}
+
+/// Builds engines as the flags say: with the `--context` values, and the `--jwks` or
+/// `--jwks-url` keys in place of every issuer's own. `serve` builds one for every (re)load.
+#[derive(Debug)]
+pub(crate) struct Engines {
+    context: Vec<(String, String)>,
+    keys: Keys,
+}
+
+/// Whose keys the engines verify with.
+#[derive(Debug)]
+enum Keys {
+    /// Each issuer's own key source.
+    Own,
+    /// `--jwks FILE`: read once.
+    File(Arc<StaticKeys>),
+    /// `--jwks-url URL`: each engine fetches with the `[remote_keys]` of its own policy.
+    Url(Url),
+}
+
+impl Engines {
+    /// Checks the flags (for `--jwks`, against `policy`).
+    pub(crate) fn new(args: &EngineArgs, policy: &Policy) -> Result<Self, String> {
+        let keys = match (&args.jwks, &args.jwks_url) {
+            (Some(path), _) => Keys::File(Arc::new(jwks_for(policy, path)?)),
+            (None, Some(url)) => {
+                let url =
+                    Url::parse(url).map_err(|e| format!("`--jwks-url {url}` is not a URL: {e}"))?;
+                if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {
+                    return Err(format!(
+                        "`--jwks-url {url}`: keys are fetched over https (plain http only from a loopback host)"
+                    ));
+                }
+                // Fails only when no HTTP client can be made: better said now than at a reload.
+                remote(&url, policy).map_err(|e| e.to_string())?;
+                Keys::Url(url)
+            }
+            (None, None) => Keys::Own,
+        };
+        let mut context = Vec::with_capacity(args.context.len());
+        for pair in &args.context {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("`--context {pair}` must be KEY=VALUE"))?;
+            context.push((key.to_owned(), value.to_owned()));
+        }
+        Ok(Self { context, keys })
+    }
+
+    /// A builder for `policy` with the flags' context and keys.
+    pub(crate) fn builder(&self, policy: Policy) -> EngineBuilder {
+        let keys: Option<Arc<dyn KeySource>> = match &self.keys {
+            Keys::Own => None,
+            Keys::File(keys) => Some(keys.clone()),
+            Keys::Url(url) => Some(match remote(url, &policy) {
+                Ok(keys) => Arc::new(keys),
+                Err(e) => Arc::new(Unavailable(e)),
+            }),
+        };
+        let mut builder = PolicyEngine::builder(policy);
+        for (key, value) in &self.context {
+            builder = builder.context(key, value);
+        }
+        match keys {
+            Some(keys) => builder.key_source_for_all(keys),
+            None => builder,
+        }
+    }
+}
+
+/// The `--jwks-url` keys for an engine of `policy`: a store of its own (cache, cooldown, single
+/// flight), fetched as the policy's `[remote_keys]` say.
+fn remote(url: &Url, policy: &Policy) -> Result<RemoteKeys, KeyError> {
+    RemoteKeys::new(
+        RemoteSource::JwksUrl(url.clone()),
+        policy.remote_keys().clone(),
+    )
+}
+
+/// Keys that cannot be had (no HTTP client could be made for `--jwks-url`): building an engine
+/// with them fails, eagerly or at the first token, rather than putting it in effect silently.
+#[derive(Debug)]
+struct Unavailable(KeyError);
+
+impl KeySource for Unavailable {
+    fn keys(&self) -> Result<Arc<KeySet>, KeyError> {
+        Err(self.0.clone())
+    }
+
+    fn startup(&self) -> Option<KeysFuture<'_>> {
+        Some(Box::pin(std::future::ready(self.keys())))
+    }
+}
+
+/// A build error, with the flag that supplies a missing run-time value.
+pub(crate) fn build_error(e: &BuildError) -> String {
+    match e {
+        BuildError::MissingResourceClientId { contexts, .. } if !contexts.is_empty() => {
+            let flags: Vec<String> = contexts
+                .iter()
+                .map(|key| format!("`--context {key}=VALUE`"))
+                .collect();
+            format!(
+                "{e}\n  help: pass {} (this server's own client id)",
+                flags.join(" or ")
+            )
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Reads the `--jwks` file, refusing it when a key would verify tokens of several algorithms one
+/// issuer of the policy allows (every such token would be denied with `key_mismatch`).
+fn jwks_for(policy: &Policy, path: &Path) -> Result<StaticKeys, String> {
+    let set = KeySet::load(&JwksSource::File(path.to_path_buf())).map_err(|e| match e {
+        // Names the file already.
+        KeyError::Io { .. } => e.to_string(),
+        _ => format!("`--jwks {}`: {e}", path.display()),
+    })?;
+    for issuer in policy.issuers() {
+        if let Some(error) = set.ambiguous(issuer.algorithms()).first() {
+            return Err(format!(
+                "`--jwks {}`: for issuer `{}`: {error}",
+                path.display(),
+                issuer.iss()
+            ));
+        }
+    }
+    Ok(StaticKeys::new(set))
 }

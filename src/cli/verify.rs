@@ -1,18 +1,10 @@
 //! `jwt-policy verify --policy POLICY [...] (TOKEN | --token-file FILE | --tokens-file FILE|-)`
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use crate::cli::{EXIT_DENY, EXIT_ERROR, EXIT_OK};
-use url::Url;
-
-use crate::jwks::{KeySet, is_loopback};
-use crate::policy::JwksSource;
-use crate::{
-    BuildError, Decision, KeyError, Policy, PolicyEngine, RemoteKeys, RemoteSource, StaticKeys,
-    UnixTime,
-};
+use crate::cli::{EXIT_DENY, EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error};
+use crate::{Decision, Policy, PolicyEngine, UnixTime};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,22 +22,11 @@ pub(crate) struct Args {
     /// The policy file.
     #[arg(long, value_name = "POLICY")]
     policy: PathBuf,
-    /// Verify with this JWKS file instead of every issuer's own key source (offline).
-    #[arg(long, value_name = "FILE", conflicts_with = "jwks_url")]
-    jwks: Option<PathBuf>,
-    /// Verify with the JWKS at this URL instead of every issuer's own key source (fetched,
-    /// cached and refreshed as the policy's `[remote_keys]` say).
-    #[arg(long, value_name = "URL")]
-    jwks_url: Option<String>,
-    /// Decide at this time (Unix seconds, fractions allowed) instead of the system clock.
-    #[arg(long, value_name = "UNIX_SECONDS")]
-    now: Option<String>,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Output format.
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
-    /// A run-time value the policy refers to, e.g. `credential.key_id=abc` (repeatable).
-    #[arg(long = "context", value_name = "KEY=VALUE")]
-    context: Vec<String>,
     /// The token.
     #[arg(value_name = "TOKEN")]
     token: Option<String>,
@@ -69,12 +50,7 @@ pub(crate) fn run(args: &Args) -> u8 {
 }
 
 fn try_run(args: &Args) -> Result<u8, String> {
-    let now = match &args.now {
-        Some(text) => UnixTime::parse(text).ok_or_else(|| {
-            format!("`--now {text}` is not a time in Unix seconds (e.g. `1767225600`)")
-        })?,
-        None => UnixTime::now(),
-    };
+    let now = args.engine.now()?.unwrap_or_else(UnixTime::now);
     let policy = match Policy::from_file(&args.policy) {
         Ok(policy) => policy,
         Err(e) => {
@@ -83,32 +59,7 @@ fn try_run(args: &Args) -> Result<u8, String> {
             return Ok(EXIT_ERROR);
         }
     };
-    let remote_settings = policy.remote_keys().clone();
-    let jwks = match &args.jwks {
-        Some(path) => Some(jwks_for(&policy, path)?),
-        None => None,
-    };
-    let mut builder = PolicyEngine::builder(policy);
-    for pair in &args.context {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("`--context {pair}` must be KEY=VALUE"))?;
-        builder = builder.context(key, value);
-    }
-    if let Some(keys) = jwks {
-        builder = builder.key_source_for_all(Arc::new(keys));
-    }
-    if let Some(url) = &args.jwks_url {
-        let url = Url::parse(url).map_err(|e| format!("`--jwks-url {url}` is not a URL: {e}"))?;
-        if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {
-            return Err(format!(
-                "`--jwks-url {url}`: keys are fetched over https (plain http only from a loopback host)"
-            ));
-        }
-        let keys = RemoteKeys::new(RemoteSource::JwksUrl(url), remote_settings)
-            .map_err(|e| e.to_string())?;
-        builder = builder.key_source_for_all(Arc::new(keys));
-    }
+    let engines = Engines::new(&args.engine, &policy)?;
     // Remote keys are fetched on this runtime; one engine (and so one key store, with its cache,
     // cooldown and single flight) serves every token of a batch.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -116,7 +67,7 @@ fn try_run(args: &Args) -> Result<u8, String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let engine = runtime
-        .block_on(builder.build_async())
+        .block_on(engines.builder(policy).build_async())
         .map_err(|e| build_error(&e))?;
 
     if let Some(path) = &args.tokens_file {
@@ -189,43 +140,6 @@ fn batch(
         .flush()
         .map_err(|e| format!("cannot write output: {e}"))?;
     Ok(EXIT_OK)
-}
-
-/// A build error, with the flag that supplies a missing run-time value.
-fn build_error(e: &BuildError) -> String {
-    match e {
-        BuildError::MissingResourceClientId { contexts, .. } if !contexts.is_empty() => {
-            let flags: Vec<String> = contexts
-                .iter()
-                .map(|key| format!("`--context {key}=VALUE`"))
-                .collect();
-            format!(
-                "{e}\n  help: pass {} (this server's own client id)",
-                flags.join(" or ")
-            )
-        }
-        _ => e.to_string(),
-    }
-}
-
-/// Reads the `--jwks` file, refusing it when a key would verify tokens of several algorithms one
-/// issuer of the policy allows (every such token would be denied with `key_mismatch`).
-fn jwks_for(policy: &Policy, path: &Path) -> Result<StaticKeys, String> {
-    let set = KeySet::load(&JwksSource::File(path.to_path_buf())).map_err(|e| match e {
-        // Names the file already.
-        KeyError::Io { .. } => e.to_string(),
-        _ => format!("`--jwks {}`: {e}", path.display()),
-    })?;
-    for issuer in policy.issuers() {
-        if let Some(error) = set.ambiguous(issuer.algorithms()).first() {
-            return Err(format!(
-                "`--jwks {}`: for issuer `{}`: {error}",
-                path.display(),
-                issuer.iss()
-            ));
-        }
-    }
-    Ok(StaticKeys::new(set))
 }
 
 /// Removes one `\n` or `\r\n`.

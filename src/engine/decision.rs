@@ -333,6 +333,32 @@ impl Decision {
         self.verdict == Verdict::Allow
     }
 
+    /// This allowing decision as a denial because a verified claim cannot be passed on as the
+    /// header `error` names (`[forward]`, or an identity header of `jwt-policy serve`): a failed
+    /// check `forward:<header>` with reason `invalid_claim` (HTTP 401), and no claims handed
+    /// over. The request is refused rather than forwarded without the value, or with another.
+    #[cfg(feature = "cli")]
+    pub(crate) fn refuse_forwarding(&self, error: &super::ForwardError) -> Decision {
+        let mut checks = self.checks.clone();
+        checks.push(Check {
+            rule: Arc::from(format!("forward:{}", error.header)),
+            outcome: Outcome::Failed {
+                reason: Reason::InvalidClaim,
+                expected: "a value a header can carry: printable ASCII".to_owned(),
+                observed: error.why.clone(),
+            },
+            detail: error.to_string(),
+        });
+        Decision {
+            verdict: Verdict::Deny,
+            principal: self.principal.clone(),
+            checks,
+            required_scopes: self.required_scopes.clone(),
+            claims: None,
+            policy_revision: self.policy_revision.clone(),
+        }
+    }
+
     /// The deciding reason: the first failed check's in check order that says the token is not
     /// valid here, else the first that says it lacks a permission (so a token that is both
     /// invalid and short of a scope is 401 `invalid_token`, never 403: RFC 6750 §3.1). `None`

@@ -450,6 +450,43 @@ impl PolicyEngine {
             .collect()
     }
 
+    /// Whether each issuer has keys to verify tokens with now, by `iss`: `Ok` for keys from a
+    /// file or inline, HMAC secrets, and remote keys that were fetched and are not older than
+    /// their lifetime plus `max_stale`; otherwise why not. This is what a readiness probe asks
+    /// (`jwt-policy serve` answers `/readyz` from it). Asking a remote source that has no keys
+    /// starts its background fetching, as a token needing them would.
+    ///
+    /// ```
+    /// # use jwt_policy::{Policy, PolicyEngine};
+    /// let engine = PolicyEngine::builder(Policy::from_file("policies/keycard-mcp.toml")?)
+    ///     .context("credential.key_id", "mcp-server-key-1")
+    ///     .build()?;
+    /// let available = engine.keys_available();
+    /// assert_eq!(available.len(), 1);
+    /// assert_eq!(available[0].0, "https://abc123.keycard.cloud");
+    /// assert!(available[0].1.is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn keys_available(&self) -> Vec<(&str, Result<(), KeyError>)> {
+        self.inner
+            .issuers
+            .iter()
+            .map(|i| {
+                let available = match &i.keys {
+                    Some(source) => source.keys().map(|_| ()),
+                    None => Ok(()),
+                };
+                (i.iss.as_str(), available)
+            })
+            .collect()
+    }
+
+    /// Whether `other` is this very engine (a clone of it), not merely one built alike.
+    #[cfg(feature = "cli")]
+    pub(crate) fn same(&self, other: &PolicyEngine) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The request headers the policy's `[forward]` table makes of an allowed decision's
     /// verified claims (what `jwt-policy serve` passes to the service); none for a denial.
     pub fn forwarded_headers(

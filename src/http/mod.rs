@@ -68,6 +68,12 @@ pub enum BadRequest {
     /// The request path could be read as another path, so no `[[routes]]` entry can be matched.
     #[error(transparent)]
     Path(#[from] PathError),
+    /// A forward-auth request's account of the original request (`X-Forwarded-Method` and
+    /// `X-Forwarded-Uri`, or `X-Original-Method` and `X-Original-URI`) cannot be relied on: a
+    /// URI without its method, a header given twice, two accounts that disagree, a method that
+    /// is not an upper-case token. What is wrong, for the log.
+    #[error("{0}")]
+    OriginalRequest(String),
 }
 
 impl BadRequest {
@@ -80,6 +86,9 @@ impl BadRequest {
             Self::EmptyBearerToken => "the bearer credentials hold no token",
             Self::InvalidBearerToken => "the bearer token is not a b64token (RFC 6750 section 2.1)",
             Self::Path(_) => "the request path could be read as another path",
+            Self::OriginalRequest(_) => {
+                "the original request method and uri are missing or ambiguous"
+            }
         }
     }
 }
@@ -456,7 +465,7 @@ fn quoted(value: &str) -> String {
 }
 
 /// RFC 6749 §3.3 `scope-token = 1*NQCHAR`, `NQCHAR = %x21 / %x23-5B / %x5D-7E`.
-fn is_scope_token(scope: &str) -> bool {
+pub(crate) fn is_scope_token(scope: &str) -> bool {
     !scope.is_empty()
         && scope
             .bytes()
@@ -641,7 +650,7 @@ mod tests {
         }
     }
 
-    fn every_bad_request() -> [BadRequest; 5] {
+    fn every_bad_request() -> [BadRequest; 6] {
         let path = crate::policy::request_path("//x").unwrap_err();
         [
             BadRequest::SeveralAuthorizationHeaders,
@@ -649,6 +658,7 @@ mod tests {
             BadRequest::EmptyBearerToken,
             BadRequest::InvalidBearerToken,
             BadRequest::Path(path),
+            BadRequest::OriginalRequest("x".into()),
         ]
     }
 
