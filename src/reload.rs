@@ -282,7 +282,7 @@ fn watch_error(path: &Path, error: &notify::Error) -> ReloadError {
     ReloadError::Watch {
         path: path.to_path_buf(),
         message: match &error.kind {
-            notify::ErrorKind::Io(e) => crate::io_message(e),
+            notify::ErrorKind::Io(e) => crate::text::io_message(e),
             notify::ErrorKind::PathNotFound => "directory not found".into(),
             notify::ErrorKind::MaxFilesWatch => {
                 "too many watches (raise `fs.inotify.max_user_watches`)".into()

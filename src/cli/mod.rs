@@ -11,8 +11,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use url::Url;
 
-use crate::jwks::{KeySet, KeySource, KeysFuture, is_loopback};
-use crate::policy::JwksSource;
+use crate::jwks::{JwksSource, KeySet, KeySource, KeysFuture, is_loopback};
 use crate::{
     BuildError, EngineBuilder, KeyError, Policy, PolicyEngine, RemoteKeys, RemoteSource,
     StaticKeys, UnixTime,

@@ -33,7 +33,7 @@ use crate::http::{
     BadRequest, DenyBody, Situation, bearer_token, is_scope_token, metadata_path,
     metadata_response, response,
 };
-use crate::token::escape;
+use crate::text::escape;
 use crate::{
     Decision, ForwardError, Policy, PolicyEngine, ReloadError, ReloadOutcome, ReloadStatus,
     ReloadingEngine, Requirement, SharedEngine, UnixTime, Verdict,
@@ -166,14 +166,14 @@ async fn serve(args: &Args, now: Option<UnixTime>) -> Result<u8, String> {
             format!(
                 "cannot listen on `{}`: {}",
                 args.listen,
-                crate::io_message(&e)
+                crate::text::io_message(&e)
             )
         })?;
     let addr = listener.local_addr().map_err(|e| {
         format!(
             "cannot listen on `{}`: {}",
             args.listen,
-            crate::io_message(&e)
+            crate::text::io_message(&e)
         )
     })?;
     // Before saying that it listens: from then on, these signals must not kill the process.
@@ -226,7 +226,7 @@ async fn serve(args: &Args, now: Option<UnixTime>) -> Result<u8, String> {
     };
     tokio::select! {
         served = server.into_future() => {
-            served.map_err(|e| format!("the server failed: {}", crate::io_message(&e)))?;
+            served.map_err(|e| format!("the server failed: {}", crate::text::io_message(&e)))?;
         }
         () = deadline => tracing::warn!(
             "requests still in flight {} s after the signal: stopping without them",

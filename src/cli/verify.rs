@@ -80,7 +80,7 @@ fn try_run(args: &Args) -> Result<u8, String> {
                 format!(
                     "cannot read `{}`: {}",
                     path.display(),
-                    crate::io_message(&e)
+                    crate::text::io_message(&e)
                 )
             })?;
             strip_line_ending(&mut bytes);
@@ -111,7 +111,7 @@ fn batch(
             format!(
                 "cannot read `{}`: {}",
                 path.display(),
-                crate::io_message(&e)
+                crate::text::io_message(&e)
             )
         })?;
         Box::new(std::io::BufReader::new(file))
@@ -125,7 +125,7 @@ fn batch(
             format!(
                 "cannot read `{}`: {}",
                 path.display(),
-                crate::io_message(&e)
+                crate::text::io_message(&e)
             )
         })?;
         if n == 0 {

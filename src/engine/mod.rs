@@ -405,8 +405,9 @@ fn read_secret(source: &SecretSource, min_len: usize) -> Result<Vec<u8>, KeyErro
             .ok_or_else(|| KeyError::Secret(format!("{from} is not set")))?
             .into_encoded_bytes(),
         SecretSource::File(path) => {
-            let mut bytes = std::fs::read(path)
-                .map_err(|e| KeyError::Secret(format!("{from}: {}", crate::io_message(&e))))?;
+            let mut bytes = std::fs::read(path).map_err(|e| {
+                KeyError::Secret(format!("{from}: {}", crate::text::io_message(&e)))
+            })?;
             if bytes.last() == Some(&b'\n') {
                 bytes.pop();
                 if bytes.last() == Some(&b'\r') {

@@ -2,9 +2,9 @@
 
 use crate::engine::decision::Reason;
 use crate::engine::{Failure, Step, UnixTime};
+use crate::json::number::{NumericDate, NumericDateError};
+use crate::json::{Json, Object};
 use crate::policy::{Presence, TimeRules};
-use crate::token::json::{Json, Object};
-use crate::token::numeric::{NumericDate, NumericDateError};
 
 const NANOS: i128 = 1_000_000_000;
 

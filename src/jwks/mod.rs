@@ -16,12 +16,14 @@ use curve25519_dalek::edwards::CompressedEdwardsY;
 use jsonwebtoken::DecodingKey;
 
 use crate::algorithm::{Algorithm, Binding, KeyFamily, and_list};
-use crate::policy::JwksSource;
-use crate::token::json::{self, Json, Object};
+use crate::json::{self, Json, Object};
 
 mod remote;
+mod source;
 
-pub use remote::{KeyStats, RemoteKeys, RemoteSettings, RemoteSource, Startup, is_loopback};
+pub use remote::RemoteKeys;
+pub(crate) use source::JwksSource;
+pub use source::{KeyStats, RemoteSettings, RemoteSource, Startup, is_loopback};
 
 /// JWK sets nest a few levels at most.
 const MAX_JWKS_DEPTH: usize = 16;
@@ -341,7 +343,7 @@ impl KeySet {
             JwksSource::File(path) => {
                 let bytes = std::fs::read(path).map_err(|e| KeyError::Io {
                     path: path.clone(),
-                    message: crate::io_message(&e),
+                    message: crate::text::io_message(&e),
                 })?;
                 KeySet::from_jwks(&bytes)
             }
@@ -429,7 +431,7 @@ impl KeySet {
                 if named.is_empty() {
                     return Err(SelectError::NotFound(format!(
                         "no key has `kid` {}",
-                        crate::token::quote(kid)
+                        crate::text::quote(kid)
                     )));
                 }
                 let mut reasons = Vec::new();
@@ -441,7 +443,7 @@ impl KeySet {
                 }
                 Err(SelectError::Mismatch(format!(
                     "key {}: {}",
-                    crate::token::quote(kid),
+                    crate::text::quote(kid),
                     reasons.join("; ")
                 )))
             }
@@ -710,7 +712,7 @@ fn string_member<'a>(jwk: &'a Object, name: &str) -> Result<Option<&'a str>, Str
 
 fn b64_member(jwk: &Object, name: &str) -> Result<Vec<u8>, String> {
     let text = string_member(jwk, name)?.ok_or_else(|| format!("no `{name}`"))?;
-    crate::token::BASE64URL
+    crate::json::BASE64URL
         .decode(text)
         .map_err(|_| format!("`{name}` is not canonical unpadded base64url"))
 }
@@ -791,7 +793,7 @@ mod tests {
     fn ed25519_jwks(x: &[u8]) -> String {
         format!(
             r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"k","x":"{}"}}]}}"#,
-            crate::token::BASE64URL.encode(x)
+            crate::json::BASE64URL.encode(x)
         )
     }
 
@@ -925,8 +927,8 @@ mod tests {
         let alg = alg.map(|a| format!(r#","alg":"{a}""#)).unwrap_or_default();
         format!(
             r#"{{"keys":[{{"kty":"RSA","kid":"k","n":"{}","e":"{}"{alg}}}]}}"#,
-            crate::token::BASE64URL.encode(n),
-            crate::token::BASE64URL.encode(e)
+            crate::json::BASE64URL.encode(n),
+            crate::json::BASE64URL.encode(e)
         )
     }
 

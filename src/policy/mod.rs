@@ -34,7 +34,10 @@ impl Policy {
                 let diagnostic = Diagnostic::whole_file(
                     Severity::Error,
                     DiagnosticKind::Io,
-                    format!("cannot read policy `{name}`: {}", crate::io_message(&e)),
+                    format!(
+                        "cannot read policy `{name}`: {}",
+                        crate::text::io_message(&e)
+                    ),
                 )
                 .with_help("a policy is a UTF-8 TOML file; check the path");
                 return Err(PolicyError::new(

@@ -274,15 +274,6 @@ pub(crate) enum Audience {
     Any,
 }
 
-/// Where a key source's JWKS comes from.
-#[derive(Debug, Clone)]
-pub(crate) enum JwksSource {
-    /// A file, resolved relative to the policy file.
-    File(PathBuf),
-    /// JSON text written in the policy.
-    Inline(String),
-}
-
 /// An issuer's public keys.
 #[derive(Debug, Clone)]
 pub(crate) enum IssuerKeys {

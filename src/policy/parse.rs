@@ -17,7 +17,7 @@ use super::reader::{Located, Reader, Table, Value, ticks, type_name};
 use super::routes::Route;
 use super::syntax;
 use crate::Algorithm;
-use crate::jwks::RemoteSource;
+use crate::jwks::{JwksSource, RemoteSource};
 
 /// The default maximum token size.
 pub(crate) const DEFAULT_MAX_TOKEN_BYTES: u64 = 16_384;
@@ -856,7 +856,7 @@ fn load_static(r: &mut Reader, source: JwksSource, at: &Located<String>) -> Opti
         JwksSource::File(path) => std::fs::read(path)
             .map_err(|e| crate::jwks::KeyError::Io {
                 path: path.clone(),
-                message: crate::io_message(&e),
+                message: crate::text::io_message(&e),
             })
             .and_then(|bytes| {
                 r.files.push((path.clone(), Some(sha256(&bytes))));
