@@ -38,8 +38,9 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::engine::{BuildError, EngineBuilder, PolicyEngine, SharedEngine};
 use crate::policy::SecretSource;
-use crate::{BuildError, EngineBuilder, Policy, PolicyEngine, PolicyError, SharedEngine};
+use crate::policy::{Policy, PolicyError};
 
 /// How long the watched directories must be quiet before the policy is read again.
 const QUIET: Duration = Duration::from_millis(250);

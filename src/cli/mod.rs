@@ -11,11 +11,12 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use url::Url;
 
-use crate::jwks::{JwksSource, KeySet, KeySource, KeysFuture, is_loopback};
-use crate::{
-    BuildError, EngineBuilder, KeyError, Policy, PolicyEngine, RemoteKeys, RemoteSource,
-    StaticKeys, UnixTime,
+use crate::engine::{BuildError, EngineBuilder, PolicyEngine, UnixTime};
+use crate::jwks::{
+    JwksSource, KeyError, KeySet, KeySource, KeysFuture, RemoteKeys, RemoteSource, StaticKeys,
+    is_loopback,
 };
+use crate::policy::Policy;
 
 /// Exit code: valid policy / token allowed / every batch line decided.
 pub const EXIT_OK: u8 = 0;

@@ -337,7 +337,7 @@ impl<'e> Run<'e> {
         token: UnverifiedToken<'_>,
         index: usize,
         issuer: &CompiledIssuer,
-        alg: crate::Algorithm,
+        alg: crate::algorithm::Algorithm,
         crit_ok: bool,
         keys: &KeyLookup<'_>,
     ) -> Option<VerifiedToken> {

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use crate::Algorithm;
+use crate::algorithm::Algorithm;
 use crate::engine::Failure;
 use crate::engine::decision::Reason;
 use crate::json::Json;

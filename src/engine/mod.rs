@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use decision::{Check, Claims, ClaimsError, Decision, Outcome, Principal, Reason, Verdict};
 pub use forward::ForwardError;
 
-use crate::Algorithm;
+use crate::algorithm::Algorithm;
 use crate::jwks::{Key, KeyError, KeySet, KeySource, KeyStats, KeysFuture, RemoteKeys, StaticKeys};
 use crate::policy::{IssuerKeys, Policy, Requirement, SecretSource};
 

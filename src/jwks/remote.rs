@@ -28,7 +28,7 @@ use super::{
     KeyError, KeySet, KeySource, KeyStats, KeysFuture, RemoteSettings, RemoteSource, Startup,
     is_loopback,
 };
-use crate::Algorithm;
+use crate::algorithm::Algorithm;
 use crate::json::{self, Json};
 
 #[derive(Debug, Default)]

@@ -9,7 +9,7 @@ use super::model::{
 };
 use super::pattern::{self, Parsed};
 use super::reader::{Located, Reader};
-use crate::Algorithm;
+use crate::algorithm::Algorithm;
 use crate::json::number;
 use regex_syntax::ast::{AssertionKind, Ast};
 use regex_syntax::hir::{self, Hir, HirKind, Look};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use regex_automata::meta;
 
 use super::pattern;
-use crate::Algorithm;
+use crate::algorithm::Algorithm;
 
 /// A claim named by its path from the top of the payload: `["sub"]`, `["realm_access", "roles"]`.
 ///
@@ -485,7 +485,7 @@ impl Policy {
         &self,
         method: &str,
         uri: &str,
-    ) -> Result<crate::Requirement, crate::policy::PathError> {
+    ) -> Result<super::routes::Requirement, super::routes::PathError> {
         let path = crate::policy::request_path(uri)?;
         Ok(crate::policy::routes::matching(&self.routes, method, path)
             .map(|route| route.requirement.clone())

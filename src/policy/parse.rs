@@ -16,7 +16,7 @@ use super::model::*;
 use super::reader::{Located, Reader, Table, Value, ticks, type_name};
 use super::routes::Route;
 use super::syntax;
-use crate::Algorithm;
+use crate::algorithm::Algorithm;
 use crate::jwks::{JwksSource, RemoteSource};
 
 /// The default maximum token size.
@@ -634,7 +634,7 @@ fn read_issuer(
         for error in set.ambiguous(&allowed) {
             let example = allowed
                 .iter()
-                .find(|a| a.family() == crate::KeyFamily::Rsa)
+                .find(|a| a.family() == crate::algorithm::KeyFamily::Rsa)
                 .copied()
                 .unwrap_or(Algorithm::RS256);
             r.error(
@@ -1968,8 +1968,8 @@ fn read_routes(r: &mut Reader, v: &Value<'_>, rules: Option<&[Rule]>) -> Option<
             continue;
         }
         let requirement = named.into_iter().fold(
-            crate::Requirement::new().scopes_from(scopes),
-            crate::Requirement::rule,
+            super::routes::Requirement::new().scopes_from(scopes),
+            super::routes::Requirement::rule,
         );
         out.push(Route {
             path,

@@ -8,7 +8,7 @@ use std::fmt;
 
 use base64::Engine as _;
 
-use crate::Algorithm;
+use crate::algorithm::Algorithm;
 use crate::json::{self, BASE64URL, Json, Object};
 use crate::jwks::Key;
 use crate::text::quote;
