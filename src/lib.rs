@@ -22,8 +22,9 @@ mod token;
 pub use algorithm::{Algorithm, KeyFamily};
 pub use engine::{
     BuildError, Check, Claims, ClaimsError, Decision, EngineBuilder, ForwardError, Outcome,
-    PolicyEngine, Principal, Reason, SharedEngine, UnixTime, Verdict,
+    PolicyEngine, Principal, Reason, SharedEngine, Verdict,
 };
+pub use json::UnixTime;
 pub use jwks::{
     KeyError, KeySet, KeySource, KeyStats, RemoteKeys, RemoteSettings, RemoteSource, Startup,
     StaticKeys,

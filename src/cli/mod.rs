@@ -11,7 +11,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use url::Url;
 
-use crate::engine::{BuildError, EngineBuilder, PolicyEngine, UnixTime};
+use crate::engine::{BuildError, EngineBuilder, PolicyEngine};
+use crate::json::UnixTime;
 use crate::jwks::{
     JwksSource, KeyError, KeySet, KeySource, KeysFuture, RemoteKeys, RemoteSource, StaticKeys,
     is_loopback,

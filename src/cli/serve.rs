@@ -29,11 +29,12 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::{EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error};
-use crate::engine::{Decision, ForwardError, PolicyEngine, SharedEngine, UnixTime, Verdict};
+use crate::engine::{Decision, ForwardError, PolicyEngine, SharedEngine, Verdict};
 use crate::http::{
     BadRequest, DenyBody, Situation, bearer_token, is_scope_token, metadata_path,
     metadata_response, response,
 };
+use crate::json::UnixTime;
 use crate::policy::{Policy, Requirement};
 use crate::reload::{ReloadError, ReloadOutcome, ReloadStatus, ReloadingEngine};
 use crate::text::escape;

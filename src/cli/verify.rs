@@ -4,7 +4,8 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use crate::cli::{EXIT_DENY, EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error};
-use crate::engine::{Decision, PolicyEngine, UnixTime};
+use crate::engine::{Decision, PolicyEngine};
+use crate::json::UnixTime;
 use crate::policy::Policy;
 
 /// Output formats.
