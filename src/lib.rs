@@ -25,9 +25,10 @@ pub use engine::{
     PolicyEngine, Principal, Reason, SharedEngine, Verdict,
 };
 pub use json::UnixTime;
+#[cfg(feature = "remote")]
+pub use jwks::RemoteKeys;
 pub use jwks::{
-    KeyError, KeySet, KeySource, KeyStats, RemoteKeys, RemoteSettings, RemoteSource, Startup,
-    StaticKeys,
+    KeyError, KeySet, KeySource, KeyStats, RemoteSettings, RemoteSource, Startup, StaticKeys,
 };
 pub use policy::{Diagnostic, Policy, PolicyError, Requirement, Severity};
 #[cfg(feature = "reload")]

@@ -24,7 +24,9 @@ pub use forward::ForwardError;
 
 use crate::algorithm::Algorithm;
 use crate::json::UnixTime;
-use crate::jwks::{Key, KeyError, KeySet, KeySource, KeyStats, KeysFuture, RemoteKeys, StaticKeys};
+#[cfg(feature = "remote")]
+use crate::jwks::RemoteKeys;
+use crate::jwks::{Key, KeyError, KeySet, KeySource, KeyStats, KeysFuture, StaticKeys};
 use crate::policy::{IssuerKeys, Policy, Requirement, SecretSource};
 
 /// Why an engine could not be built from a valid policy and the given context.
@@ -270,6 +272,7 @@ impl EngineBuilder {
                 (None, None, Some(IssuerKeys::Static(set))) => {
                     Some(Arc::new(StaticKeys::from_arc(set.clone())))
                 }
+                #[cfg(feature = "remote")]
                 (None, None, Some(IssuerKeys::Remote(source))) => {
                     let remote = RemoteKeys::for_issuer(
                         source.clone(),
@@ -281,6 +284,17 @@ impl EngineBuilder {
                         error,
                     })?;
                     Some(Arc::new(remote))
+                }
+                // Never met: a build without the `remote` feature refuses a policy that names
+                // remote keys when it reads it.
+                #[cfg(not(feature = "remote"))]
+                (None, None, Some(IssuerKeys::Remote(source))) => {
+                    return Err(BuildError::Keys {
+                        iss: issuer.iss.clone(),
+                        error: KeyError::Unavailable(format!(
+                            "{source} is fetched over HTTP, and this build of jwt-policy cannot"
+                        )),
+                    });
                 }
                 (None, None, None) => None,
             };

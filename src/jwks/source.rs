@@ -2,8 +2,7 @@
 //! it is fetched and the counters of a source that fetches.
 //!
 //! These are plain values, in every build: a policy names its sources whether or not this build
-//! can fetch keys (the fetching itself, [`RemoteKeys`](crate::RemoteKeys), is the `remote`
-//! feature).
+//! can fetch keys (the fetching itself, `RemoteKeys`, is the cargo feature `remote`).
 
 use std::fmt;
 use std::net::IpAddr;

@@ -227,6 +227,16 @@ fn read_key_source(
         );
         ok = false;
     }
+    if let (Some((key @ ("jwks_url" | "discovery"), span)), false) = (given.first(), r.fetches_keys)
+    {
+        r.error(
+            DiagnosticKind::KeySource,
+            span.clone(),
+            format!("`{key}` fetches keys over HTTP, and this build of jwt-policy cannot"),
+            "build jwt-policy with its cargo feature `remote` (on by default), or name the keys with `jwks_file` or `jwks`",
+        );
+        return (None, Some(span.clone()), false);
+    }
     let keys = if let Some(file) = file {
         load_static(r, JwksSource::File(base_dir.join(&file.value)), &file)
     } else if let Some(inline) = inline {
@@ -524,4 +534,67 @@ fn read_hmac_secrets(
         }
     }
     ok.then_some(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use crate::policy::diagnostic::{DiagnosticKind, Severity, SourceFile};
+    use crate::policy::read::parse_with;
+
+    /// A policy whose issuer's keys are fetched over HTTP, as `line` names them.
+    fn remote_policy(line: &str) -> String {
+        format!(
+            "[resource]\nurl = \"https://api.example.com\"\n\n[[issuers]]\niss = \"https://idp.example.com\"\nalgorithms = [\"RS256\"]\n{line}\n\n[audience]\naccept = [{{ value = \"https://api.example.com\" }}]\n"
+        )
+    }
+
+    #[test]
+    fn a_build_that_cannot_fetch_keys_refuses_remote_key_sources_where_they_are_written() {
+        for (line, value, key) in [
+            (
+                "jwks_url = \"https://idp.example.com/jwks.json\"",
+                "\"https://idp.example.com/jwks.json\"",
+                "jwks_url",
+            ),
+            ("discovery = true", "true", "discovery"),
+        ] {
+            let text = remote_policy(line);
+            let source = || Arc::new(SourceFile::new("p.toml", text.clone()));
+            let error = parse_with(source(), Path::new("."), false).unwrap_err();
+            let [diagnostic] = error.diagnostics() else {
+                panic!("{error}");
+            };
+            assert_eq!(diagnostic.severity, Severity::Error);
+            assert_eq!(diagnostic.kind, DiagnosticKind::KeySource);
+            assert_eq!(
+                diagnostic.message,
+                format!("`{key}` fetches keys over HTTP, and this build of jwt-policy cannot")
+            );
+            assert_eq!(
+                diagnostic.help.as_deref(),
+                Some(
+                    "build jwt-policy with its cargo feature `remote` (on by default), or name the keys with `jwks_file` or `jwks`"
+                )
+            );
+            let span = diagnostic.span.clone().unwrap();
+            assert_eq!(&text[span], value);
+            // The same policy, read by a build that fetches keys: valid.
+            assert!(parse_with(source(), Path::new("."), true).is_ok());
+        }
+    }
+
+    #[test]
+    fn this_build_reads_remote_key_sources_as_its_features_say() {
+        for line in [
+            "jwks_url = \"https://idp.example.com/jwks.json\"",
+            "discovery = true",
+        ] {
+            let read = crate::policy::Policy::from_toml("p.toml", remote_policy(line), ".");
+            assert_eq!(read.is_ok(), cfg!(feature = "remote"), "{line}");
+        }
+    }
 }

@@ -130,9 +130,22 @@ fn not_utf8(name: String, error: &std::string::FromUtf8Error) -> PolicyError {
     PolicyError::new(Arc::new(source), vec![diagnostic])
 }
 
+/// Whether this build fetches keys over HTTP (the cargo feature `remote`).
+const FETCHES_KEYS: bool = cfg!(feature = "remote");
+
 /// Parses and validates policy text. `base_dir` resolves relative file paths in the policy.
-pub(crate) fn parse(source: Arc<SourceFile>, base_dir: &Path) -> Result<Policy, PolicyError> {
+fn parse(source: Arc<SourceFile>, base_dir: &Path) -> Result<Policy, PolicyError> {
+    parse_with(source, base_dir, FETCHES_KEYS)
+}
+
+/// [`parse`] in a build that fetches keys over HTTP, or not.
+fn parse_with(
+    source: Arc<SourceFile>,
+    base_dir: &Path,
+    fetches_keys: bool,
+) -> Result<Policy, PolicyError> {
     let mut reader = Reader::default();
+    reader.fetches_keys = fetches_keys;
     let (root, syntax_errors) = DeTable::parse_recoverable(source.text());
     // One error per place to fix, not every error the parser met after it.
     reader
