@@ -1,28 +1,34 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+// The layers, lowest first; each uses only the layers below it:
+// `algorithm`, `json`, `text` (leaves) < `jwks` < `token` < `policy` < `engine` < `http`,
+// `reload` < `cli`.
 mod algorithm;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod cli;
 mod engine;
 #[cfg(feature = "http")]
 pub mod http;
+mod json;
 pub mod jwks;
 pub mod policy;
 #[cfg(feature = "reload")]
 pub mod reload;
+mod text;
 mod token;
-
-#[cfg(feature = "cli")]
-#[doc(hidden)]
-pub mod cli;
 
 pub use algorithm::{Algorithm, KeyFamily};
 pub use engine::{
     BuildError, Check, Claims, ClaimsError, Decision, EngineBuilder, ForwardError, Outcome,
-    PolicyEngine, Principal, Reason, SharedEngine, UnixTime, Verdict,
+    PolicyEngine, Principal, Reason, SharedEngine, Verdict,
 };
+pub use json::UnixTime;
+#[cfg(feature = "remote")]
+pub use jwks::RemoteKeys;
 pub use jwks::{
-    KeyError, KeySet, KeySource, KeyStats, RemoteKeys, RemoteSettings, RemoteSource, Startup,
-    StaticKeys,
+    KeyError, KeySet, KeySource, KeyStats, RemoteSettings, RemoteSource, Startup, StaticKeys,
 };
 pub use policy::{Diagnostic, Policy, PolicyError, Requirement, Severity};
 #[cfg(feature = "reload")]
@@ -42,24 +48,4 @@ pub enum Error {
     /// Keys could not be read.
     #[error(transparent)]
     Keys(#[from] KeyError),
-}
-
-/// An I/O error as one lowercase phrase for messages ("file not found", not "No such file or
-/// directory (os error 2)").
-pub(crate) fn io_message(e: &std::io::Error) -> String {
-    use std::io::ErrorKind;
-    match e.kind() {
-        ErrorKind::NotFound => "file not found".into(),
-        ErrorKind::PermissionDenied => "permission denied".into(),
-        ErrorKind::InvalidData => "not UTF-8 text".into(),
-        ErrorKind::IsADirectory => "is a directory".into(),
-        _ => {
-            let text = e.to_string();
-            let text = text.split(" (os error").next().unwrap_or(&text);
-            let mut chars = text.chars();
-            chars
-                .next()
-                .map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
-        }
-    }
 }

@@ -38,8 +38,9 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::engine::{BuildError, EngineBuilder, PolicyEngine, SharedEngine};
 use crate::policy::SecretSource;
-use crate::{BuildError, EngineBuilder, Policy, PolicyEngine, PolicyError, SharedEngine};
+use crate::policy::{Policy, PolicyError};
 
 /// How long the watched directories must be quiet before the policy is read again.
 const QUIET: Duration = Duration::from_millis(250);
@@ -282,7 +283,7 @@ fn watch_error(path: &Path, error: &notify::Error) -> ReloadError {
     ReloadError::Watch {
         path: path.to_path_buf(),
         message: match &error.kind {
-            notify::ErrorKind::Io(e) => crate::io_message(e),
+            notify::ErrorKind::Io(e) => crate::text::io_message(e),
             notify::ErrorKind::PathNotFound => "directory not found".into(),
             notify::ErrorKind::MaxFilesWatch => {
                 "too many watches (raise `fs.inotify.max_user_watches`)".into()

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use url::Url;
 
-use crate::jwks::{KeySet, KeySource, KeysFuture, is_loopback};
-use crate::policy::JwksSource;
-use crate::{
-    BuildError, EngineBuilder, KeyError, Policy, PolicyEngine, RemoteKeys, RemoteSource,
-    StaticKeys, UnixTime,
+use crate::engine::{BuildError, EngineBuilder, PolicyEngine};
+use crate::json::UnixTime;
+use crate::jwks::{
+    JwksSource, KeyError, KeySet, KeySource, KeysFuture, RemoteKeys, RemoteSource, StaticKeys,
+    is_loopback,
 };
+use crate::policy::Policy;
 
 /// Exit code: valid policy / token allowed / every batch line decided.
 pub const EXIT_OK: u8 = 0;

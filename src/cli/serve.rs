@@ -29,15 +29,15 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::{EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error};
+use crate::engine::{Decision, ForwardError, PolicyEngine, SharedEngine, Verdict};
 use crate::http::{
     BadRequest, DenyBody, Situation, bearer_token, is_scope_token, metadata_path,
     metadata_response, response,
 };
-use crate::token::escape;
-use crate::{
-    Decision, ForwardError, Policy, PolicyEngine, ReloadError, ReloadOutcome, ReloadStatus,
-    ReloadingEngine, Requirement, SharedEngine, UnixTime, Verdict,
-};
+use crate::json::UnixTime;
+use crate::policy::{Policy, Requirement};
+use crate::reload::{ReloadError, ReloadOutcome, ReloadStatus, ReloadingEngine};
+use crate::text::escape;
 
 /// Log line formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -166,14 +166,14 @@ async fn serve(args: &Args, now: Option<UnixTime>) -> Result<u8, String> {
             format!(
                 "cannot listen on `{}`: {}",
                 args.listen,
-                crate::io_message(&e)
+                crate::text::io_message(&e)
             )
         })?;
     let addr = listener.local_addr().map_err(|e| {
         format!(
             "cannot listen on `{}`: {}",
             args.listen,
-            crate::io_message(&e)
+            crate::text::io_message(&e)
         )
     })?;
     // Before saying that it listens: from then on, these signals must not kill the process.
@@ -226,7 +226,7 @@ async fn serve(args: &Args, now: Option<UnixTime>) -> Result<u8, String> {
     };
     tokio::select! {
         served = server.into_future() => {
-            served.map_err(|e| format!("the server failed: {}", crate::io_message(&e)))?;
+            served.map_err(|e| format!("the server failed: {}", crate::text::io_message(&e)))?;
         }
         () = deadline => tracing::warn!(
             "requests still in flight {} s after the signal: stopping without them",

@@ -4,7 +4,9 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use crate::cli::{EXIT_DENY, EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error};
-use crate::{Decision, Policy, PolicyEngine, UnixTime};
+use crate::engine::{Decision, PolicyEngine};
+use crate::json::UnixTime;
+use crate::policy::Policy;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -80,7 +82,7 @@ fn try_run(args: &Args) -> Result<u8, String> {
                 format!(
                     "cannot read `{}`: {}",
                     path.display(),
-                    crate::io_message(&e)
+                    crate::text::io_message(&e)
                 )
             })?;
             strip_line_ending(&mut bytes);
@@ -111,7 +113,7 @@ fn batch(
             format!(
                 "cannot read `{}`: {}",
                 path.display(),
-                crate::io_message(&e)
+                crate::text::io_message(&e)
             )
         })?;
         Box::new(std::io::BufReader::new(file))
@@ -125,7 +127,7 @@ fn batch(
             format!(
                 "cannot read `{}`: {}",
                 path.display(),
-                crate::io_message(&e)
+                crate::text::io_message(&e)
             )
         })?;
         if n == 0 {

@@ -3,10 +3,11 @@
 use std::collections::HashSet;
 
 use crate::engine::Failure;
-use crate::engine::claims::{quote, show, values};
+use crate::engine::claims::{show, values};
 use crate::engine::decision::Reason;
+use crate::json::{Json, Object};
 use crate::policy::{AudienceRule, Match, Presence, ValueFormat};
-use crate::token::json::{Json, Object};
+use crate::text::quote;
 
 /// The values of `aud` or `resource`: a string, or a non-empty array of strings
 /// (RFC 7519 §4.1.3, RFC 8707). `Ok(None)` when absent.

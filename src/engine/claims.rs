@@ -4,10 +4,10 @@ use std::collections::HashSet;
 
 use crate::engine::Failure;
 use crate::engine::decision::Reason;
+use crate::json::number;
+use crate::json::{Json, Object};
 use crate::policy::{ClaimPath, ClaimTest, Condition, Constraint, JsonType, Literal, ValueFormat};
-use crate::token::json::{Json, Object};
-use crate::token::numeric;
-pub(crate) use crate::token::{escape, quote};
+use crate::text::quote;
 
 /// The value at `path`, if every step is an object member.
 pub(crate) fn lookup<'a>(claims: &'a Object, path: &ClaimPath) -> Option<&'a Json> {
@@ -105,7 +105,7 @@ fn format_name(format: ValueFormat) -> &'static str {
 fn equals(value: &Json, literal: &Literal) -> bool {
     match (value, literal) {
         (Json::String(a), Literal::String(b)) => **a == **b,
-        (Json::Number(a), Literal::Number(b)) => numeric::numbers_equal(a.as_str(), b),
+        (Json::Number(a), Literal::Number(b)) => number::numbers_equal(a.as_str(), b),
         (Json::Bool(a), Literal::Bool(b)) => a == b,
         _ => false,
     }
@@ -119,7 +119,7 @@ fn has_type(value: &Json, ty: JsonType) -> bool {
         | (Json::Array(_), JsonType::Array)
         | (Json::Object(_), JsonType::Object)
         | (Json::Null, JsonType::Null) => true,
-        (Json::Number(n), JsonType::Integer) => numeric::is_integer(n.as_str()),
+        (Json::Number(n), JsonType::Integer) => number::is_integer(n.as_str()),
         _ => false,
     }
 }

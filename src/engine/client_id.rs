@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::claims::{quote, show};
+use crate::engine::claims::show;
 use crate::engine::decision::Reason;
 use crate::engine::{BuildError, Failure};
+use crate::json::{Json, Object};
 use crate::policy::{IdRule, IdSource};
-use crate::token::json::{Json, Object};
+use crate::text::quote;
 
 /// The chosen client id and the claim it came from.
 pub(crate) struct ClientId<'a> {

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::claims::escape;
-use crate::token::is_deceptive;
+use crate::text::{escape, is_deceptive};
 
 /// Allow or deny. Exhaustive on purpose: callers handle both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -331,32 +330,6 @@ impl Decision {
     /// Whether the token may pass.
     pub fn is_allowed(&self) -> bool {
         self.verdict == Verdict::Allow
-    }
-
-    /// This allowing decision as a denial because a verified claim cannot be passed on as the
-    /// header `error` names (`[forward]`, or an identity header of `jwt-policy serve`): a failed
-    /// check `forward:<header>` with reason `invalid_claim` (HTTP 401), and no claims handed
-    /// over. The request is refused rather than forwarded without the value, or with another.
-    #[cfg(feature = "cli")]
-    pub(crate) fn refuse_forwarding(&self, error: &super::ForwardError) -> Decision {
-        let mut checks = self.checks.clone();
-        checks.push(Check {
-            rule: Arc::from(format!("forward:{}", error.header)),
-            outcome: Outcome::Failed {
-                reason: Reason::InvalidClaim,
-                expected: "a value a header can carry: printable ASCII".to_owned(),
-                observed: error.why.clone(),
-            },
-            detail: error.to_string(),
-        });
-        Decision {
-            verdict: Verdict::Deny,
-            principal: self.principal.clone(),
-            checks,
-            required_scopes: self.required_scopes.clone(),
-            claims: None,
-            policy_revision: self.policy_revision.clone(),
-        }
     }
 
     /// The deciding reason: the first failed check's in check order that says the token is not

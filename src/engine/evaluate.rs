@@ -12,9 +12,9 @@ use super::{
     CompiledIssuer, Failure, Inner, Step, UnixTime, audience, claims, client_id, header, scopes,
     time,
 };
+use crate::json::{Json, Object};
 use crate::jwks::{KeyError, KeySet, SelectError};
 use crate::policy::{Audience, Presence, Requirement, Rule};
-use crate::token::json::{Json, Object};
 use crate::token::{self, TokenError, UnverifiedToken, VerifiedToken};
 
 /// The checks every engine may report, in order (claim, constraint and rule checks come after
@@ -337,7 +337,7 @@ impl<'e> Run<'e> {
         token: UnverifiedToken<'_>,
         index: usize,
         issuer: &CompiledIssuer,
-        alg: crate::Algorithm,
+        alg: crate::algorithm::Algorithm,
         crit_ok: bool,
         keys: &KeyLookup<'_>,
     ) -> Option<VerifiedToken> {
@@ -397,9 +397,9 @@ impl<'e> Run<'e> {
                         kids.get(..SHOWN).unwrap_or_default().join(", ")
                     ),
                 };
-                let observed = kid
-                    .as_ref()
-                    .map_or("no `kid`".into(), |k| format!("`kid` {}", claims::quote(k)));
+                let observed = kid.as_ref().map_or("no `kid`".into(), |k| {
+                    format!("`kid` {}", crate::text::quote(k))
+                });
                 self.fail("key", Reason::KeyNotFound, expected, observed, why);
                 self.skip_from("signature", "no key to verify the signature with");
                 return None;
@@ -543,7 +543,11 @@ impl<'e> Run<'e> {
                 self.principal.client_id_source = Some(id.source.to_owned());
                 self.named(
                     "client_id",
-                    Step::Pass(format!("{} from `{}`", claims::quote(id.id), id.source)),
+                    Step::Pass(format!(
+                        "{} from `{}`",
+                        crate::text::quote(id.id),
+                        id.source
+                    )),
                 );
             }
             Ok(None) => self.named("client_id", Step::Pass("none (not required)".into())),

@@ -1,8 +1,8 @@
 //! `[forward]`: verified claims passed on as request headers by `jwt-policy serve`.
 
 use super::decision::Claims;
+use crate::json::{self, Json};
 use crate::policy::Policy;
-use crate::token::json::{self, Json};
 
 /// A claim the policy forwards as a header holds a value a header cannot carry faithfully; the
 /// request is refused rather than forwarded without it (or with something else).
@@ -15,6 +15,37 @@ pub struct ForwardError {
     pub header: String,
     /// What is wrong with its value.
     pub why: String,
+}
+
+#[cfg(feature = "cli")]
+impl super::decision::Decision {
+    /// This allowing decision as a denial because a verified claim cannot be passed on as the
+    /// header `error` names (`[forward]`, or an identity header of `jwt-policy serve`): a failed
+    /// check `forward:<header>` with reason `invalid_claim` (HTTP 401), and no claims handed
+    /// over. The request is refused rather than forwarded without the value, or with another.
+    pub(crate) fn refuse_forwarding(&self, error: &ForwardError) -> Self {
+        use super::decision::{Check, Outcome, Reason, Verdict};
+        use std::sync::Arc;
+
+        let mut checks = self.checks.clone();
+        checks.push(Check {
+            rule: Arc::from(format!("forward:{}", error.header)),
+            outcome: Outcome::Failed {
+                reason: Reason::InvalidClaim,
+                expected: "a value a header can carry: printable ASCII".to_owned(),
+                observed: error.why.clone(),
+            },
+            detail: error.to_string(),
+        });
+        Self {
+            verdict: Verdict::Deny,
+            principal: self.principal.clone(),
+            checks,
+            required_scopes: self.required_scopes.clone(),
+            claims: None,
+            policy_revision: self.policy_revision.clone(),
+        }
+    }
 }
 
 /// The `[forward]` headers for these verified claims, in policy order: a string as is, a number

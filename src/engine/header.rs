@@ -2,12 +2,12 @@
 
 use std::collections::HashSet;
 
-use crate::Algorithm;
+use crate::algorithm::Algorithm;
 use crate::engine::Failure;
-use crate::engine::claims::quote;
 use crate::engine::decision::Reason;
+use crate::json::Json;
 use crate::policy::HeaderRules;
-use crate::token::json::Json;
+use crate::text::quote;
 use crate::token::{Header, REGISTERED_HEADER_PARAMETERS, media_type};
 
 /// The header's `alg`, if it is one the issuer allows (exact, case-sensitive; never `none`).

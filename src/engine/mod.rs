@@ -18,85 +18,16 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use decision::{Check, Claims, ClaimsError, Decision, Outcome, Principal, Reason, Verdict};
 pub use forward::ForwardError;
 
-use crate::Algorithm;
-use crate::jwks::{Key, KeyError, KeySet, KeySource, KeyStats, KeysFuture, RemoteKeys, StaticKeys};
+use crate::algorithm::Algorithm;
+use crate::json::UnixTime;
+#[cfg(feature = "remote")]
+use crate::jwks::RemoteKeys;
+use crate::jwks::{Key, KeyError, KeySet, KeySource, KeyStats, KeysFuture, StaticKeys};
 use crate::policy::{IssuerKeys, Policy, Requirement, SecretSource};
-
-/// A point in time, exact to the nanosecond, counted from the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct UnixTime(i128);
-
-const NANOS_PER_SEC: i128 = 1_000_000_000;
-
-impl UnixTime {
-    /// The system clock's current time.
-    pub fn now() -> Self {
-        Self::from_system_time(SystemTime::now())
-    }
-
-    /// Whole seconds since the epoch.
-    pub fn from_secs(secs: i64) -> Self {
-        Self(i128::from(secs) * NANOS_PER_SEC)
-    }
-
-    /// A [`SystemTime`], including times before the epoch.
-    pub fn from_system_time(t: SystemTime) -> Self {
-        match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => Self(i128::try_from(d.as_nanos()).unwrap_or(i128::MAX)),
-            Err(e) => Self(-i128::try_from(e.duration().as_nanos()).unwrap_or(i128::MAX)),
-        }
-    }
-
-    /// Parses seconds written as `1767225600` or `1767225600.25` (at most nine decimals).
-    pub fn parse(text: &str) -> Option<Self> {
-        let (negative, digits) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
-        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty()
-            || !all_digits(whole)
-            || !all_digits(frac)
-            || frac.len() > 9
-            || digits.ends_with('.')
-        {
-            return None;
-        }
-        let secs: i64 = whole.parse().ok()?;
-        let nanos: i128 = if frac.is_empty() {
-            0
-        } else {
-            format!("{frac:0<9}").parse().ok()?
-        };
-        let value = i128::from(secs) * NANOS_PER_SEC + nanos;
-        Some(Self(if negative { -value } else { value }))
-    }
-
-    /// Nanoseconds since the epoch.
-    pub(crate) fn nanos(self) -> i128 {
-        self.0
-    }
-}
-
-impl fmt::Display for UnixTime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let abs = self.0.unsigned_abs();
-        let (secs, frac) = (abs / 1_000_000_000, abs % 1_000_000_000);
-        if frac == 0 {
-            write!(f, "{sign}{secs}")
-        } else {
-            let digits = format!("{frac:09}");
-            write!(f, "{sign}{secs}.{}", digits.trim_end_matches('0'))
-        }
-    }
-}
 
 /// Why an engine could not be built from a valid policy and the given context.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -341,6 +272,7 @@ impl EngineBuilder {
                 (None, None, Some(IssuerKeys::Static(set))) => {
                     Some(Arc::new(StaticKeys::from_arc(set.clone())))
                 }
+                #[cfg(feature = "remote")]
                 (None, None, Some(IssuerKeys::Remote(source))) => {
                     let remote = RemoteKeys::for_issuer(
                         source.clone(),
@@ -352,6 +284,17 @@ impl EngineBuilder {
                         error,
                     })?;
                     Some(Arc::new(remote))
+                }
+                // Never met: a build without the `remote` feature refuses a policy that names
+                // remote keys when it reads it.
+                #[cfg(not(feature = "remote"))]
+                (None, None, Some(IssuerKeys::Remote(source))) => {
+                    return Err(BuildError::Keys {
+                        iss: issuer.iss.clone(),
+                        error: KeyError::Unavailable(format!(
+                            "{source} is fetched over HTTP, and this build of jwt-policy cannot"
+                        )),
+                    });
                 }
                 (None, None, None) => None,
             };
@@ -405,8 +348,9 @@ fn read_secret(source: &SecretSource, min_len: usize) -> Result<Vec<u8>, KeyErro
             .ok_or_else(|| KeyError::Secret(format!("{from} is not set")))?
             .into_encoded_bytes(),
         SecretSource::File(path) => {
-            let mut bytes = std::fs::read(path)
-                .map_err(|e| KeyError::Secret(format!("{from}: {}", crate::io_message(&e))))?;
+            let mut bytes = std::fs::read(path).map_err(|e| {
+                KeyError::Secret(format!("{from}: {}", crate::text::io_message(&e)))
+            })?;
             if bytes.last() == Some(&b'\n') {
                 bytes.pop();
                 if bytes.last() == Some(&b'\r') {
@@ -683,24 +627,5 @@ mod tests {
     fn engine_is_send_sync_and_cheap_to_clone() {
         fn assert_send_sync<T: Send + Sync + Clone>() {}
         assert_send_sync::<PolicyEngine>();
-    }
-
-    #[test]
-    fn unix_time_parses_and_prints_exactly() {
-        assert_eq!(
-            UnixTime::parse("1767225600"),
-            Some(UnixTime::from_secs(1_767_225_600))
-        );
-        assert_eq!(
-            UnixTime::parse("1.5").map(|t| t.to_string()),
-            Some("1.5".into())
-        );
-        assert_eq!(
-            UnixTime::parse("-1.25").map(|t| t.to_string()),
-            Some("-1.25".into())
-        );
-        for bad in ["", "1.", ".5", "1e3", "abc", "1.0000000001", " 1"] {
-            assert_eq!(UnixTime::parse(bad), None, "{bad}");
-        }
     }
 }

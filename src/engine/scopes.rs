@@ -7,10 +7,11 @@
 use std::collections::HashSet;
 
 use crate::engine::Failure;
-use crate::engine::claims::{quote, show, values};
+use crate::engine::claims::{show, values};
 use crate::engine::decision::Reason;
+use crate::json::Object;
 use crate::policy::ScopeRules;
-use crate::token::json::Object;
+use crate::text::quote;
 
 /// The granted scopes (in token order, without repeats), or why a scope claim is malformed.
 ///

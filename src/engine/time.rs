@@ -2,15 +2,13 @@
 
 use crate::engine::decision::Reason;
 use crate::engine::{Failure, Step, UnixTime};
+use crate::json::NumericDateError;
+use crate::json::{Json, Object};
 use crate::policy::{Presence, TimeRules};
-use crate::token::json::{Json, Object};
-use crate::token::numeric::{NumericDate, NumericDateError};
-
-const NANOS: i128 = 1_000_000_000;
 
 /// Reads a NumericDate claim: `Ok(None)` when absent, an `invalid_claim` failure when it is not a
 /// finite number of seconds that fits (`null`, a string, `1e400`).
-pub(crate) fn read(claims: &Object, name: &str) -> Result<Option<NumericDate>, Failure> {
+pub(crate) fn read(claims: &Object, name: &str) -> Result<Option<UnixTime>, Failure> {
     let invalid = |observed: String, why: &str| Failure {
         reason: Reason::InvalidClaim,
         expected: format!("`{name}` as a NumericDate (a JSON number of seconds)"),
@@ -19,7 +17,7 @@ pub(crate) fn read(claims: &Object, name: &str) -> Result<Option<NumericDate>, F
     };
     match claims.get(name) {
         None => Ok(None),
-        Some(Json::Number(n)) => match NumericDate::parse(n.as_str()) {
+        Some(Json::Number(n)) => match UnixTime::from_numeric_date(n.as_str()) {
             Ok(date) => Ok(Some(date)),
             Err(NumericDateError::OutOfRange) => Err(invalid(
                 n.as_str().chars().take(40).collect(),
@@ -47,12 +45,11 @@ pub(crate) fn exp(claims: &Object, rules: &TimeRules, now: UnixTime) -> TimeChec
     if rules.exp == Presence::Ignored {
         return None;
     }
-    let leeway = i128::from(rules.leeway) * NANOS;
     Some(read(claims, "exp").and_then(|exp| match exp {
         None if rules.exp == Presence::Required => Err(missing("exp")),
         None => Ok("`exp` is absent".into()),
         // exp + leeway <= now  <=>  exp <= now - leeway
-        Some(exp) if exp.cmp_nanos(now.nanos() - leeway).is_le() => Err(Failure {
+        Some(exp) if exp <= now.minus_secs(rules.leeway) => Err(Failure {
             reason: Reason::Expired,
             expected: format!("now < exp + leeway = {exp} + {}", rules.leeway),
             observed: format!("now = {now}"),
@@ -70,11 +67,10 @@ pub(crate) fn nbf(claims: &Object, rules: &TimeRules, now: UnixTime) -> TimeChec
     if rules.nbf == Presence::Ignored {
         return None;
     }
-    let leeway = i128::from(rules.leeway) * NANOS;
     Some(read(claims, "nbf").and_then(|nbf| match nbf {
         None if rules.nbf == Presence::Required => Err(missing("nbf")),
         None => Ok("`nbf` is absent".into()),
-        Some(nbf) if nbf.cmp_nanos(now.nanos() + leeway).is_gt() => Err(Failure {
+        Some(nbf) if nbf > now.plus_secs(rules.leeway) => Err(Failure {
             reason: Reason::NotYetValid,
             expected: format!("now + leeway >= nbf = {nbf}"),
             observed: format!("now + leeway = {now} + {}", rules.leeway),
@@ -89,11 +85,10 @@ pub(crate) fn iat(claims: &Object, rules: &TimeRules, now: UnixTime) -> TimeChec
     if rules.iat == Presence::Ignored {
         return None;
     }
-    let leeway = i128::from(rules.leeway) * NANOS;
     Some(read(claims, "iat").and_then(|iat| match iat {
         None if rules.iat == Presence::Required => Err(missing("iat")),
         None => Ok("`iat` is absent".into()),
-        Some(iat) if iat.cmp_nanos(now.nanos() + leeway).is_gt() => Err(Failure {
+        Some(iat) if iat > now.plus_secs(rules.leeway) => Err(Failure {
             reason: Reason::IssuedInFuture,
             expected: format!("iat <= now + leeway = {now} + {}", rules.leeway),
             observed: format!("iat = {iat}"),
@@ -115,8 +110,8 @@ pub(crate) fn max_age(claims: &Object, rules: &TimeRules, now: UnixTime) -> Opti
             ));
         }
     };
-    let bound = now.nanos() - i128::from(rules.leeway) * NANOS - i128::from(max_age) * NANOS;
-    Some(if iat.cmp_nanos(bound).is_le() {
+    let bound = now.minus_secs(rules.leeway).minus_secs(max_age);
+    Some(if iat <= bound {
         Step::Fail(Failure {
             reason: Reason::TokenTooOld,
             expected: format!(

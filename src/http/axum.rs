@@ -44,7 +44,8 @@ use super::{
     BadRequest, DenyBody, Situation, bearer_token, json_body, json_response, metadata_path,
     metadata_response, response,
 };
-use crate::{Claims, ClaimsError, Decision, Principal, Requirement, SharedEngine, Verdict};
+use crate::engine::{Claims, ClaimsError, Decision, Principal, SharedEngine, Verdict};
+use crate::policy::Requirement;
 
 /// A tower [`Layer`] that decides about each request's bearer token with the engine current at
 /// that request, answers every denial itself (the responses of [`response`]), and hands an

@@ -43,8 +43,9 @@ use ::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE}
 use ::http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde::Serialize;
 
+use crate::engine::{Decision, Reason, Verdict};
 use crate::policy::PathError;
-use crate::{Decision, Policy, Reason, Verdict};
+use crate::policy::Policy;
 
 /// The well-known URI suffix of protected-resource metadata (RFC 9728 §3).
 pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";

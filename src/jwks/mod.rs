@@ -16,12 +16,16 @@ use curve25519_dalek::edwards::CompressedEdwardsY;
 use jsonwebtoken::DecodingKey;
 
 use crate::algorithm::{Algorithm, Binding, KeyFamily, and_list};
-use crate::policy::JwksSource;
-use crate::token::json::{self, Json, Object};
+use crate::json::{self, Json, Object};
 
+#[cfg(feature = "remote")]
 mod remote;
+mod source;
 
-pub use remote::{KeyStats, RemoteKeys, RemoteSettings, RemoteSource, Startup, is_loopback};
+#[cfg(feature = "remote")]
+pub use remote::RemoteKeys;
+pub(crate) use source::JwksSource;
+pub use source::{KeyStats, RemoteSettings, RemoteSource, Startup, is_loopback};
 
 /// JWK sets nest a few levels at most.
 const MAX_JWKS_DEPTH: usize = 16;
@@ -81,6 +85,7 @@ pub enum KeyError {
 
 impl KeyError {
     /// What went wrong, without the "keys unavailable" a wrapping message adds itself.
+    #[cfg(feature = "remote")]
     pub(crate) fn cause(&self) -> String {
         match self {
             Self::Unavailable(cause) => cause.clone(),
@@ -341,7 +346,7 @@ impl KeySet {
             JwksSource::File(path) => {
                 let bytes = std::fs::read(path).map_err(|e| KeyError::Io {
                     path: path.clone(),
-                    message: crate::io_message(&e),
+                    message: crate::text::io_message(&e),
                 })?;
                 KeySet::from_jwks(&bytes)
             }
@@ -386,6 +391,7 @@ impl KeySet {
     /// This set for an issuer that allows `allowed`, leniently: the keys [`KeySet::ambiguous`]
     /// names are skipped (and listed in [`KeySet::skipped`]) like other unusable keys of a remote
     /// set. No key left is an error.
+    #[cfg(feature = "remote")]
     pub(crate) fn for_algorithms(self, allowed: &[Algorithm]) -> Result<KeySet, KeyError> {
         let KeySet { keys, mut skipped } = self;
         let mut kept = Vec::with_capacity(keys.len());
@@ -429,7 +435,7 @@ impl KeySet {
                 if named.is_empty() {
                     return Err(SelectError::NotFound(format!(
                         "no key has `kid` {}",
-                        crate::token::quote(kid)
+                        crate::text::quote(kid)
                     )));
                 }
                 let mut reasons = Vec::new();
@@ -441,7 +447,7 @@ impl KeySet {
                 }
                 Err(SelectError::Mismatch(format!(
                     "key {}: {}",
-                    crate::token::quote(kid),
+                    crate::text::quote(kid),
                     reasons.join("; ")
                 )))
             }
@@ -710,7 +716,7 @@ fn string_member<'a>(jwk: &'a Object, name: &str) -> Result<Option<&'a str>, Str
 
 fn b64_member(jwk: &Object, name: &str) -> Result<Vec<u8>, String> {
     let text = string_member(jwk, name)?.ok_or_else(|| format!("no `{name}`"))?;
-    crate::token::BASE64URL
+    crate::json::BASE64URL
         .decode(text)
         .map_err(|_| format!("`{name}` is not canonical unpadded base64url"))
 }
@@ -791,7 +797,7 @@ mod tests {
     fn ed25519_jwks(x: &[u8]) -> String {
         format!(
             r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"k","x":"{}"}}]}}"#,
-            crate::token::BASE64URL.encode(x)
+            crate::json::BASE64URL.encode(x)
         )
     }
 
@@ -925,8 +931,8 @@ mod tests {
         let alg = alg.map(|a| format!(r#","alg":"{a}""#)).unwrap_or_default();
         format!(
             r#"{{"keys":[{{"kty":"RSA","kid":"k","n":"{}","e":"{}"{alg}}}]}}"#,
-            crate::token::BASE64URL.encode(n),
-            crate::token::BASE64URL.encode(e)
+            crate::json::BASE64URL.encode(n),
+            crate::json::BASE64URL.encode(e)
         )
     }
 
@@ -1032,19 +1038,23 @@ mod tests {
                 "token has no `kid` and no key fits `PS256` ({problem})"
             )))
         );
-        match set.clone().for_algorithms(&[RS256, PS256]) {
-            Err(KeyError::NoUsableKeys { skipped }) => assert_eq!(
-                skipped,
-                [
-                    "key 0 (`kid` `k`): RSA key has no `alg`, and the issuer allows `RS256` and `PS256`: it would verify tokens of each (RFC 8725 §3.1)"
-                ]
-            ),
-            other => panic!("{other:?}"),
+        // A fetched set skips such keys.
+        #[cfg(feature = "remote")]
+        {
+            match set.clone().for_algorithms(&[RS256, PS256]) {
+                Err(KeyError::NoUsableKeys { skipped }) => assert_eq!(
+                    skipped,
+                    [
+                        "key 0 (`kid` `k`): RSA key has no `alg`, and the issuer allows `RS256` and `PS256`: it would verify tokens of each (RFC 8725 §3.1)"
+                    ]
+                ),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(
+                set.clone().for_algorithms(&[RS256]).unwrap().keys().len(),
+                1
+            );
         }
-        assert_eq!(
-            set.clone().for_algorithms(&[RS256]).unwrap().keys().len(),
-            1
-        );
         // With its own `alg`, never ambiguous.
         let pinned =
             KeySet::from_jwks(rsa_jwks(&modulus(2048), &[1, 0, 1], Some("PS256")).as_bytes())

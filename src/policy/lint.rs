@@ -9,8 +9,8 @@ use super::model::{
 };
 use super::pattern::{self, Parsed};
 use super::reader::{Located, Reader};
-use crate::Algorithm;
-use crate::token::numeric;
+use crate::algorithm::Algorithm;
+use crate::json::number;
 use regex_syntax::ast::{AssertionKind, Ast};
 use regex_syntax::hir::{self, Hir, HirKind, Look};
 
@@ -613,7 +613,7 @@ fn constraint_never_holds(c: &Constraint) -> Option<String> {
         if let Some(ty) = ty {
             let compatible = ty == lt || (ty == JsonType::Integer && lt == JsonType::Number);
             let fraction = c.tests.iter().find_map(|t| match t {
-                ClaimTest::Equals(Literal::Number(n)) if !numeric::is_integer(n) => Some(n),
+                ClaimTest::Equals(Literal::Number(n)) if !number::is_integer(n) => Some(n),
                 _ => None,
             });
             if let (JsonType::Integer, Some(n)) = (ty, fraction) {
@@ -670,7 +670,7 @@ fn conflicting_equals<'c>(
 
 fn same_literal(a: &Literal, b: &Literal) -> bool {
     match (a, b) {
-        (Literal::Number(a), Literal::Number(b)) => numeric::numbers_equal(a, b),
+        (Literal::Number(a), Literal::Number(b)) => number::numbers_equal(a, b),
         _ => a == b,
     }
 }

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 
 use regex_automata::meta;
 
+use super::diagnostic::{Diagnostic, SourceFile};
 use super::pattern;
-use crate::Algorithm;
+use super::routes::{self, PathError, Requirement, Route};
+use crate::algorithm::Algorithm;
 
 /// A claim named by its path from the top of the payload: `["sub"]`, `["realm_access", "roles"]`.
 ///
@@ -274,15 +276,6 @@ pub(crate) enum Audience {
     Any,
 }
 
-/// Where a key source's JWKS comes from.
-#[derive(Debug, Clone)]
-pub(crate) enum JwksSource {
-    /// A file, resolved relative to the policy file.
-    File(PathBuf),
-    /// JSON text written in the policy.
-    Inline(String),
-}
-
 /// An issuer's public keys.
 #[derive(Debug, Clone)]
 pub(crate) enum IssuerKeys {
@@ -437,15 +430,15 @@ pub struct Policy {
     pub(crate) scopes: ScopeRules,
     pub(crate) client_id: IdRule,
     pub(crate) resource_client_id: Option<IdRule>,
-    pub(crate) routes: Vec<crate::policy::routes::Route>,
+    pub(crate) routes: Vec<Route>,
     pub(crate) forward: Vec<ForwardHeader>,
     pub(crate) remote_keys: crate::jwks::RemoteSettings,
-    pub(crate) warnings: Vec<crate::policy::Diagnostic>,
+    pub(crate) warnings: Vec<Diagnostic>,
     /// See [`Policy::revision`].
     pub(crate) revision: String,
     /// See [`Policy::files`].
     pub(crate) files: Vec<PathBuf>,
-    pub(crate) source: std::sync::Arc<crate::policy::SourceFile>,
+    pub(crate) source: std::sync::Arc<SourceFile>,
 }
 
 impl Policy {
@@ -490,13 +483,9 @@ impl Policy {
     /// prefix (matched on whole segments, case-sensitively), then one listing the method over
     /// one listing none. Nothing when no route applies. A path that could be read as another
     /// (`..`, `//`, an encoded `/`) is refused: answer such a request with 400.
-    pub fn requirement_for(
-        &self,
-        method: &str,
-        uri: &str,
-    ) -> Result<crate::Requirement, crate::policy::PathError> {
-        let path = crate::policy::request_path(uri)?;
-        Ok(crate::policy::routes::matching(&self.routes, method, path)
+    pub fn requirement_for(&self, method: &str, uri: &str) -> Result<Requirement, PathError> {
+        let path = routes::request_path(uri)?;
+        Ok(routes::matching(&self.routes, method, path)
             .map(|route| route.requirement.clone())
             .unwrap_or_default())
     }
@@ -516,12 +505,12 @@ impl Policy {
     }
 
     /// The lints the policy triggered (it is valid, but these patterns are dangerous).
-    pub fn warnings(&self) -> &[crate::policy::Diagnostic] {
+    pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
     }
 
     /// The policy text, for rendering [`Policy::warnings`] with [`SourceFile::render`](crate::policy::SourceFile::render).
-    pub fn source(&self) -> &crate::policy::SourceFile {
+    pub fn source(&self) -> &SourceFile {
         &self.source
     }
 }

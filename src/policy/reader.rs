@@ -48,6 +48,9 @@ pub(crate) struct Reader {
     /// The files the policy names, in the order read, with the SHA-256 of those whose content
     /// is part of the policy's revision (key sets; never secrets).
     pub(crate) files: Vec<(std::path::PathBuf, Option<[u8; 32]>)>,
+    /// Whether this build fetches keys over HTTP: where it does not, `jwks_url` and
+    /// `discovery = true` are errors where they are written.
+    pub(crate) fetches_keys: bool,
 }
 
 /// A TOML table being read; remembers which keys were asked for.

@@ -163,7 +163,7 @@ pub fn request_path(uri: &str) -> Result<&str, PathError> {
 
 /// A path for a message: control characters escaped, cut to a readable length.
 fn escape(path: &str) -> String {
-    crate::token::escape(path)
+    crate::text::escape(path)
 }
 
 /// The most specific route for a request: the longest matching path prefix, then one that lists

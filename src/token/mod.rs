@@ -4,28 +4,14 @@
 //! base64url segments, then strict JSON objects. Only [`UnverifiedToken::verify`] makes a
 //! [`VerifiedToken`], and claim rules take only a [`VerifiedToken`].
 
-pub(crate) mod json;
-pub(crate) mod numeric;
-
 use std::fmt;
 
 use base64::Engine as _;
-use base64::alphabet;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
-use crate::Algorithm;
+use crate::algorithm::Algorithm;
+use crate::json::{self, BASE64URL, Json, Object};
 use crate::jwks::Key;
-use json::{Json, Object};
-
-/// Unpadded, canonical base64url (RFC 7515 §2): `=` padding, whitespace, the standard alphabet
-/// and non-zero trailing bits are all rejected, so each token has exactly one spelling.
-pub(crate) const BASE64URL: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
-        .with_decode_allow_trailing_bits(false),
-);
+use crate::text::quote;
 
 /// The header parameters RFC 7515 §4.1 registers; `crit` must never list them.
 pub(crate) const REGISTERED_HEADER_PARAMETERS: [&str; 11] = [
@@ -50,42 +36,6 @@ pub(crate) const JWE_HEADER_PARAMETERS: [&str; 9] =
 
 /// Claims a JWT may replicate in its header (RFC 7519 §5.3); a copy must equal the claim.
 pub(crate) const REPLICATED_CLAIMS: [&str; 3] = ["iss", "sub", "aud"];
-
-/// Longest rendering of a token-provided value in a decision or message.
-const MAX_SHOWN: usize = 120;
-
-/// A value from a token, quoted for a decision: in backticks, control characters escaped (so a
-/// claim cannot forge lines in a log or the text explanation), long values cut.
-pub(crate) fn quote(value: &str) -> String {
-    format!("`{}`", escape(value))
-}
-
-/// A value from a token with control characters escaped and its length cut to a readable size.
-pub(crate) fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len().min(MAX_SHOWN));
-    for (i, c) in value.chars().enumerate() {
-        if i == MAX_SHOWN {
-            out.push('…');
-            break;
-        }
-        if c.is_control() || is_deceptive(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Characters that are not control characters but still change what a reader sees: the Unicode
-/// line and paragraph separators (many log viewers break lines there) and the bidirectional
-/// formatting characters (they reorder the text around them, "Trojan Source").
-pub(crate) fn is_deceptive(c: char) -> bool {
-    matches!(
-        c,
-        '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-    )
-}
 
 /// Header and payload JSON may nest at most this deep; deeper input is rejected, never recursed.
 pub(crate) const MAX_JSON_DEPTH: usize = 64;
