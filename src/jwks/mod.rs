@@ -11,9 +11,10 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use aws_lc_rs::hmac;
+use aws_lc_rs::signature::{self as aws_sig, ParsedPublicKey, RsaParameters};
 use base64::Engine as _;
 use curve25519_dalek::edwards::CompressedEdwardsY;
-use jsonwebtoken::DecodingKey;
 
 use crate::algorithm::{Algorithm, Binding, KeyFamily, and_list};
 use crate::json::{self, Json, Object};
@@ -37,6 +38,8 @@ const MAX_RSA_BITS: usize = 8192;
 /// RSA exponents longer than this are refused: aws-lc refuses them at verify time (a guard
 /// against slow verifications); honest keys use 65537, 17 bits.
 const MAX_RSA_EXPONENT_BITS: usize = 33;
+/// The longest signature any algorithm here makes: RSA with the longest modulus taken.
+const MAX_SIGNATURE_BYTES: usize = MAX_RSA_BITS / 8;
 
 /// Why keys could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,7 +122,21 @@ pub struct Key {
     alg: Option<Algorithm>,
     /// For HMAC secrets, the secret's length (RFC 7518 §3.2 minimums depend on the algorithm).
     secret_len: usize,
-    decoding: DecodingKey,
+    /// The key ready to check signatures, one entry per algorithm it may verify, built once when
+    /// the key is read: an RSA key parsed per RSA algorithm (its JWK's `alg`, or all six), an EC
+    /// or Ed25519 key for its curve's algorithm, a secret for each HMAC algorithm it is long
+    /// enough for. Any other algorithm verifies nothing with this key.
+    verifiers: Vec<(Algorithm, Verifier)>,
+}
+
+/// A key prepared for one algorithm: parsed once, so a verification does only the signature math.
+#[derive(Clone)]
+enum Verifier {
+    /// An RSA, EC or Ed25519 public key as aws-lc holds it, with its algorithm's parameters.
+    Public(ParsedPublicKey),
+    /// An HMAC secret as aws-lc holds it, its inner and outer hash states already keyed (over a
+    /// kilobyte, hence the box); tags are compared in constant time.
+    Hmac(Box<hmac::Key>),
 }
 
 impl fmt::Debug for Key {
@@ -148,15 +165,30 @@ impl Key {
         self.alg
     }
 
-    /// An HMAC key from a secret the policy names.
+    /// An HMAC key from a secret the policy names, prepared for each HMAC algorithm the secret
+    /// is long enough for (RFC 7518 §3.2).
     pub(crate) fn hmac(kid: Option<String>, secret: &[u8]) -> Key {
+        let verifiers = [
+            (Algorithm::HS256, hmac::HMAC_SHA256),
+            (Algorithm::HS384, hmac::HMAC_SHA384),
+            (Algorithm::HS512, hmac::HMAC_SHA512),
+        ]
+        .into_iter()
+        .filter(|(alg, _)| secret.len() >= alg.min_secret_len())
+        .map(|(alg, algorithm)| {
+            (
+                alg,
+                Verifier::Hmac(Box::new(hmac::Key::new(algorithm, secret))),
+            )
+        })
+        .collect();
         Key {
             kid,
             position: None,
             family: KeyFamily::Hmac,
             alg: None,
             secret_len: secret.len(),
-            decoding: DecodingKey::from_secret(secret),
+            verifiers,
         }
     }
 
@@ -203,16 +235,34 @@ impl Key {
     }
 
     /// Checks `signature` (base64url, already checked canonical) over `signing_input` with `alg`.
-    /// The caller has checked [`Key::mismatch`].
+    /// The caller has checked [`Key::mismatch`]; an algorithm the key was not prepared for
+    /// verifies nothing all the same.
     pub(crate) fn verify(&self, signing_input: &[u8], signature: &str, alg: Algorithm) -> bool {
-        jsonwebtoken::crypto::verify(
-            signature,
-            signing_input,
-            &self.decoding,
-            alg.to_jsonwebtoken(),
-        )
-        .unwrap_or(false)
+        let Some((_, verifier)) = self.verifiers.iter().find(|(a, _)| *a == alg) else {
+            return false;
+        };
+        let mut buffer = [0u8; SIGNATURE_BUFFER];
+        let Some(signature) = decode_signature(signature, &mut buffer) else {
+            return false;
+        };
+        match verifier {
+            Verifier::Public(key) => key.verify_sig(signing_input, signature).is_ok(),
+            Verifier::Hmac(key) => hmac::verify(key, signing_input, signature).is_ok(),
+        }
     }
+}
+
+/// Room for [`MAX_SIGNATURE_BYTES`] as the base64 decoder counts it: it wants space for 3 bytes
+/// per 4 symbols before it looks at the last ones, up to 2 bytes more than the signature.
+const SIGNATURE_BUFFER: usize = MAX_SIGNATURE_BYTES + 2;
+
+/// The bytes of a base64url signature, decoded on the stack; `None` when it is not base64url or
+/// longer than any signature a key here checks (it would verify nothing).
+fn decode_signature<'b>(text: &str, buffer: &'b mut [u8; SIGNATURE_BUFFER]) -> Option<&'b [u8]> {
+    let len = crate::token::BASE64URL.decode_slice(text, buffer).ok()?;
+    buffer
+        .get(..len)
+        .filter(|bytes| bytes.len() <= MAX_SIGNATURE_BYTES)
 }
 
 /// Why a key without `alg` verifies nothing: it would verify several allowed algorithms, or none.
@@ -520,12 +570,12 @@ fn parse_jwk(jwk: &Object, kid: Option<String>) -> Result<Parsed, String> {
             }
         },
     };
-    let (family, decoding) = match kty {
+    let (family, material) = match kty {
         "RSA" => {
             let n = b64_member(jwk, "n")?;
             let e = b64_member(jwk, "e")?;
             check_rsa(&n, &e)?;
-            (KeyFamily::Rsa, DecodingKey::from_rsa_raw_components(&n, &e))
+            (KeyFamily::Rsa, Material::Rsa { n, e })
         }
         "EC" => {
             let crv = string_member(jwk, "crv")?.ok_or("EC key has no `crv`")?;
@@ -547,12 +597,8 @@ fn parse_jwk(jwk: &Object, kid: Option<String>) -> Result<Parsed, String> {
                     y.len()
                 ));
             }
-            check_ec_point(family, crv, &x, &y)?;
-            let x = string_member(jwk, "x")?.unwrap_or_default();
-            let y = string_member(jwk, "y")?.unwrap_or_default();
-            let key =
-                DecodingKey::from_ec_components(x, y).map_err(|e| format!("bad EC key: {e}"))?;
-            (family, key)
+            let (alg, key) = ec_public_key(family, crv, &x, &y)?;
+            (family, Material::Parsed(alg, key))
         }
         "OKP" => {
             let crv = string_member(jwk, "crv")?.ok_or("OKP key has no `crv`")?;
@@ -567,10 +613,9 @@ fn parse_jwk(jwk: &Object, kid: Option<String>) -> Result<Parsed, String> {
                 .try_into()
                 .map_err(|_| format!("Ed25519 key must be 32 bytes; found {}", x.len()))?;
             check_ed25519(point)?;
-            let x = string_member(jwk, "x")?.unwrap_or_default();
-            let key =
-                DecodingKey::from_ed_components(x).map_err(|e| format!("bad Ed25519 key: {e}"))?;
-            (KeyFamily::Ed25519, key)
+            let key = ParsedPublicKey::new(&aws_sig::ED25519, point)
+                .map_err(|e| format!("Ed25519 key is refused by aws-lc: {e}"))?;
+            (KeyFamily::Ed25519, Material::Parsed(Algorithm::EdDSA, key))
         }
         "oct" => {
             return Ok(Parsed::Skipped(
@@ -588,14 +633,63 @@ fn parse_jwk(jwk: &Object, kid: Option<String>) -> Result<Parsed, String> {
     {
         return Err(format!("`alg` `{alg}` does not fit a {family} key"));
     }
+    let verifiers = match material {
+        Material::Parsed(alg, key) => vec![(alg, Verifier::Public(key))],
+        Material::Rsa { n, e } => rsa_verifiers(&n, &e, alg)?,
+    };
     Ok(Parsed::Key(Key {
         kid,
         position: None,
         family,
         alg,
         secret_len: 0,
-        decoding,
+        verifiers,
     }))
+}
+
+/// A public key read from a JWK, before it is prepared for the algorithms it verifies.
+enum Material {
+    /// RSA `n` and `e` (checked by [`check_rsa`]): parsed once per RSA algorithm the key may
+    /// verify, as aws-lc ties a parsed key to one algorithm's parameters.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// An EC or Ed25519 key, parsed for the one algorithm its curve has.
+    Parsed(Algorithm, ParsedPublicKey),
+}
+
+/// The aws-lc parameters of an RSA algorithm (RFC 7518 §3.3, §3.5: PKCS #1 v1.5 and PSS with the
+/// salt as long as the hash); `None` for the others.
+fn rsa_parameters(alg: Algorithm) -> Option<&'static RsaParameters> {
+    match alg {
+        Algorithm::RS256 => Some(&aws_sig::RSA_PKCS1_2048_8192_SHA256),
+        Algorithm::RS384 => Some(&aws_sig::RSA_PKCS1_2048_8192_SHA384),
+        Algorithm::RS512 => Some(&aws_sig::RSA_PKCS1_2048_8192_SHA512),
+        Algorithm::PS256 => Some(&aws_sig::RSA_PSS_2048_8192_SHA256),
+        Algorithm::PS384 => Some(&aws_sig::RSA_PSS_2048_8192_SHA384),
+        Algorithm::PS512 => Some(&aws_sig::RSA_PSS_2048_8192_SHA512),
+        _ => None,
+    }
+}
+
+/// The RSA key `n`, `e` parsed for each algorithm it may verify: its JWK's `alg` only, or, without
+/// one, every RSA algorithm (which one the key verifies then depends on the issuer, see
+/// [`Binding`]).
+fn rsa_verifiers(
+    n: &[u8],
+    e: &[u8],
+    alg: Option<Algorithm>,
+) -> Result<Vec<(Algorithm, Verifier)>, String> {
+    let components = aws_sig::RsaPublicKeyComponents { n, e };
+    Algorithm::ALL
+        .into_iter()
+        .filter(|a| alg.is_none_or(|own| own == *a))
+        .filter_map(|a| Some((a, rsa_parameters(a)?)))
+        .map(|(a, parameters)| {
+            components
+                .to_parsed_public_key(parameters)
+                .map(|key| (a, Verifier::Public(key)))
+                .map_err(|e| format!("RSA key is refused by aws-lc: {e}"))
+        })
+        .collect()
 }
 
 /// Refuses an RSA public key aws-lc would refuse when verifying (every token would then fail with
@@ -657,17 +751,20 @@ fn bit_len(trimmed: &[u8]) -> usize {
         .map_or(0, |b| trimmed.len() * 8 - b.leading_zeros() as usize)
 }
 
-/// Refuses EC coordinates that are not a point of the curve (the point at infinity has none).
-/// The JWK gives the curve, so a point off it would fail every signature, and invalid-curve
-/// points are how ECDH keys leak. aws-lc checks the point, as it does when verifying.
-fn check_ec_point(family: KeyFamily, crv: &str, x: &[u8], y: &[u8]) -> Result<(), String> {
-    use aws_lc_rs::signature::{
-        ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, EcdsaVerificationAlgorithm,
-        ParsedPublicKey,
-    };
-    let algorithm: &'static EcdsaVerificationAlgorithm = match family {
-        KeyFamily::P384 => &ECDSA_P384_SHA384_FIXED,
-        _ => &ECDSA_P256_SHA256_FIXED,
+/// The EC public key `x`, `y` parsed for its curve's algorithm, verifying fixed-width `r || s`
+/// signatures (RFC 7518 §3.4; a DER signature verifies nothing). Coordinates that are not a point
+/// of the curve (the point at infinity has none) are refused: the JWK gives the curve, so a point
+/// off it would fail every signature, and invalid-curve points are how ECDH keys leak. aws-lc
+/// checks the point as it parses it.
+fn ec_public_key(
+    family: KeyFamily,
+    crv: &str,
+    x: &[u8],
+    y: &[u8],
+) -> Result<(Algorithm, ParsedPublicKey), String> {
+    let (alg, algorithm): (_, &'static aws_sig::EcdsaVerificationAlgorithm) = match family {
+        KeyFamily::P384 => (Algorithm::ES384, &aws_sig::ECDSA_P384_SHA384_FIXED),
+        _ => (Algorithm::ES256, &aws_sig::ECDSA_P256_SHA256_FIXED),
     };
     // SEC 1 §2.3.3: an uncompressed point is 0x04, then x, then y.
     let mut point = Vec::with_capacity(1 + x.len() + y.len());
@@ -675,7 +772,7 @@ fn check_ec_point(family: KeyFamily, crv: &str, x: &[u8], y: &[u8]) -> Result<()
     point.extend_from_slice(x);
     point.extend_from_slice(y);
     ParsedPublicKey::new(algorithm, &point)
-        .map(|_| ())
+        .map(|key| (alg, key))
         .map_err(|_| format!("EC point is not on {crv}"))
 }
 
@@ -1066,5 +1163,266 @@ mod tests {
             key.mismatch(RS256, &[RS256, PS256]).as_deref(),
             Some("key is for `PS256` only; token says `RS256`")
         );
+    }
+
+    /// Prepared keys against `jsonwebtoken::crypto::verify` on the same key: the same answer for
+    /// every signature, and no algorithm a key was not prepared for.
+    mod prepared {
+        use super::*;
+        use std::sync::OnceLock;
+
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize, PublicKeyComponents};
+        use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
+        use jsonwebtoken::DecodingKey;
+
+        const MESSAGE: &[u8] = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9";
+
+        /// A private key, its public key as this crate reads it, and as jsonwebtoken holds it.
+        struct Fixture {
+            private: Private,
+            key: Key,
+            theirs: DecodingKey,
+        }
+
+        enum Private {
+            Rsa(&'static RsaKeyPair),
+            /// The key pair signing fixed-width `r || s`, and the same key signing DER.
+            Ec(EcdsaKeyPair, EcdsaKeyPair),
+            Ed(Ed25519KeyPair),
+            Hmac(Vec<u8>),
+        }
+
+        fn rsa_pair() -> &'static RsaKeyPair {
+            static PAIR: OnceLock<RsaKeyPair> = OnceLock::new();
+            PAIR.get_or_init(|| RsaKeyPair::generate(KeySize::Rsa2048).unwrap())
+        }
+
+        fn b64(bytes: &[u8]) -> String {
+            crate::token::BASE64URL.encode(bytes)
+        }
+
+        /// The one key of a JWK set holding `jwk`.
+        fn read(jwk: serde_json::Value) -> Key {
+            let jwks = serde_json::json!({ "keys": [jwk] }).to_string();
+            let set = KeySet::from_jwks(jwks.as_bytes()).unwrap();
+            set.keys().first().unwrap().clone()
+        }
+
+        /// A key for `alg`; an RSA key is read with `alg` in its JWK when `rsa_alg` is set (and
+        /// verifies every RSA algorithm otherwise), an HMAC secret has `secret_len` bytes.
+        fn fixture(alg: Algorithm, rsa_alg: bool, secret_len: usize) -> Fixture {
+            match alg.family() {
+                KeyFamily::Rsa => {
+                    let pair = rsa_pair();
+                    let c = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+                    let mut jwk = serde_json::json!({
+                        "kty": "RSA", "kid": "k", "n": b64(&c.n), "e": b64(&c.e),
+                    });
+                    if rsa_alg {
+                        jwk["alg"] = alg.as_str().into();
+                    }
+                    Fixture {
+                        private: Private::Rsa(pair),
+                        key: read(jwk),
+                        theirs: DecodingKey::from_rsa_raw_components(&c.n, &c.e),
+                    }
+                }
+                KeyFamily::P256 | KeyFamily::P384 => {
+                    let (fixed, der, crv) = if alg == Algorithm::ES256 {
+                        (
+                            &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+                            &sig::ECDSA_P256_SHA256_ASN1_SIGNING,
+                            "P-256",
+                        )
+                    } else {
+                        (
+                            &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+                            &sig::ECDSA_P384_SHA384_ASN1_SIGNING,
+                            "P-384",
+                        )
+                    };
+                    let pair = EcdsaKeyPair::generate(fixed).unwrap();
+                    let der_pair =
+                        EcdsaKeyPair::from_pkcs8(der, pair.to_pkcs8v1().unwrap().as_ref()).unwrap();
+                    let point = pair.public_key().as_ref();
+                    let len = (point.len() - 1) / 2;
+                    let (x, y) = (b64(&point[1..=len]), b64(&point[1 + len..]));
+                    let jwk = serde_json::json!({ "kty": "EC", "crv": crv, "x": x, "y": y });
+                    Fixture {
+                        key: read(jwk),
+                        theirs: DecodingKey::from_ec_components(&x, &y).unwrap(),
+                        private: Private::Ec(pair, der_pair),
+                    }
+                }
+                KeyFamily::Ed25519 => {
+                    let pair = Ed25519KeyPair::generate().unwrap();
+                    let x = b64(pair.public_key().as_ref());
+                    let jwk = serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": x });
+                    Fixture {
+                        key: read(jwk),
+                        theirs: DecodingKey::from_ed_components(&x).unwrap(),
+                        private: Private::Ed(pair),
+                    }
+                }
+                KeyFamily::Hmac => {
+                    let secret: Vec<u8> = (0..secret_len).map(|i| (i * 7 + 1) as u8).collect();
+                    Fixture {
+                        key: Key::hmac(Some("h".into()), &secret),
+                        theirs: DecodingKey::from_secret(&secret),
+                        private: Private::Hmac(secret),
+                    }
+                }
+            }
+        }
+
+        impl Fixture {
+            /// A signature over `message` with `alg` (which must suit the private key).
+            fn sign(&self, alg: Algorithm, message: &[u8]) -> Vec<u8> {
+                let rng = SystemRandom::new();
+                match &self.private {
+                    Private::Rsa(pair) => {
+                        let padding: &'static dyn sig::RsaEncoding = match alg {
+                            Algorithm::RS256 => &sig::RSA_PKCS1_SHA256,
+                            Algorithm::RS384 => &sig::RSA_PKCS1_SHA384,
+                            Algorithm::RS512 => &sig::RSA_PKCS1_SHA512,
+                            Algorithm::PS256 => &sig::RSA_PSS_SHA256,
+                            Algorithm::PS384 => &sig::RSA_PSS_SHA384,
+                            Algorithm::PS512 => &sig::RSA_PSS_SHA512,
+                            other => panic!("{other}"),
+                        };
+                        let mut out = vec![0; pair.public_modulus_len()];
+                        pair.sign(padding, &rng, message, &mut out).unwrap();
+                        out
+                    }
+                    Private::Ec(pair, _) => pair.sign(&rng, message).unwrap().as_ref().to_vec(),
+                    Private::Ed(pair) => pair.sign(message).as_ref().to_vec(),
+                    Private::Hmac(secret) => {
+                        let algorithm = match alg {
+                            Algorithm::HS256 => aws_lc_rs::hmac::HMAC_SHA256,
+                            Algorithm::HS384 => aws_lc_rs::hmac::HMAC_SHA384,
+                            Algorithm::HS512 => aws_lc_rs::hmac::HMAC_SHA512,
+                            other => panic!("{other}"),
+                        };
+                        let key = aws_lc_rs::hmac::Key::new(algorithm, secret);
+                        aws_lc_rs::hmac::sign(&key, message).as_ref().to_vec()
+                    }
+                }
+            }
+
+            /// What this crate's key says about `signature` over `message` for `alg`.
+            fn ours(&self, message: &[u8], signature: &[u8], alg: Algorithm) -> bool {
+                self.key.verify(message, &b64(signature), alg)
+            }
+
+            /// What `jsonwebtoken::crypto::verify` says with the same key.
+            fn theirs(&self, message: &[u8], signature: &[u8], alg: Algorithm) -> bool {
+                let alg: jsonwebtoken::Algorithm = alg.as_str().parse().unwrap();
+                jsonwebtoken::crypto::verify(&b64(signature), message, &self.theirs, alg)
+                    .unwrap_or(false)
+            }
+        }
+
+        #[test]
+        fn prepared_keys_verify_what_jsonwebtoken_verifies_and_refuse_what_it_refuses() {
+            for alg in Algorithm::ALL {
+                // RSA keys without `alg` and 64-byte secrets verify every algorithm of their
+                // family: a signature of another one is refused by the check itself.
+                let f = fixture(alg, false, 64);
+                let good = f.sign(alg, MESSAGE);
+                let mut flipped = good.clone();
+                *flipped.last_mut().unwrap() ^= 1;
+                let mut cases: Vec<(String, Vec<u8>, bool)> = vec![
+                    ("valid".into(), good.clone(), true),
+                    ("over other bytes".into(), f.sign(alg, b"other"), false),
+                    ("truncated".into(), good[..good.len() - 1].to_vec(), false),
+                    ("extended".into(), [&good[..], &[0]].concat(), false),
+                    ("zero-prefixed".into(), [&[0], &good[..]].concat(), false),
+                    ("last bit flipped".into(), flipped, false),
+                    ("all zeros".into(), vec![0; good.len()], false),
+                    ("one zero byte".into(), vec![0], false),
+                    ("empty".into(), Vec::new(), false),
+                ];
+                for other in Algorithm::ALL {
+                    if other != alg && other.family() == alg.family() {
+                        cases.push((
+                            format!("a `{other}` signature"),
+                            f.sign(other, MESSAGE),
+                            false,
+                        ));
+                    }
+                }
+                if let Private::Ec(_, der) = &f.private {
+                    let der = der.sign(&SystemRandom::new(), MESSAGE).unwrap();
+                    cases.push(("DER-encoded".into(), der.as_ref().to_vec(), false));
+                }
+                for (what, signature, verifies) in &cases {
+                    assert_eq!(f.ours(MESSAGE, signature, alg), *verifies, "{alg}: {what}");
+                    assert_eq!(
+                        f.theirs(MESSAGE, signature, alg),
+                        *verifies,
+                        "{alg}: {what}"
+                    );
+                }
+                // The valid signature, checked as any other algorithm: refused by both.
+                for other in Algorithm::ALL.into_iter().filter(|a| *a != alg) {
+                    assert!(!f.ours(MESSAGE, &good, other), "{alg} as {other}");
+                    assert!(!f.theirs(MESSAGE, &good, other), "{alg} as {other}");
+                }
+            }
+        }
+
+        #[test]
+        fn the_signature_buffer_holds_the_longest_signature_and_no_more() {
+            let mut buffer = [0u8; SIGNATURE_BUFFER];
+            // An RSA signature with an 8192-bit modulus (1366 symbols).
+            let longest = vec![0xa5u8; MAX_SIGNATURE_BYTES];
+            assert_eq!(
+                decode_signature(&b64(&longest), &mut buffer),
+                Some(&longest[..])
+            );
+            for len in [0, 1, 2, 3, 64, 96, 256, 512, MAX_SIGNATURE_BYTES - 1] {
+                let signature = vec![7u8; len];
+                assert_eq!(
+                    decode_signature(&b64(&signature), &mut buffer),
+                    Some(&signature[..]),
+                    "{len}"
+                );
+            }
+            // Longer than any signature, or not base64url: nothing to verify.
+            for len in [MAX_SIGNATURE_BYTES + 1, MAX_SIGNATURE_BYTES + 2, 5000] {
+                let longer = vec![0xa5u8; len];
+                assert_eq!(decode_signature(&b64(&longer), &mut buffer), None, "{len}");
+            }
+            assert_eq!(decode_signature("a+b/", &mut buffer), None);
+        }
+
+        #[test]
+        fn a_key_verifies_only_the_algorithms_it_was_prepared_for() {
+            use Algorithm::*;
+            // An RSA key whose JWK says `RS256`: a valid `PS256` signature by the same private
+            // key is refused (jsonwebtoken, which holds no binding, verifies it).
+            let f = fixture(RS256, true, 0);
+            for other in [RS384, RS512, PS256, PS384, PS512] {
+                let signature = f.sign(other, MESSAGE);
+                assert!(f.theirs(MESSAGE, &signature, other), "{other}");
+                assert!(!f.ours(MESSAGE, &signature, other), "{other}");
+            }
+            let good = f.sign(RS256, MESSAGE);
+            assert!(f.ours(MESSAGE, &good, RS256));
+            // A 32-byte secret verifies `HS256` only (RFC 7518 §3.2), even when the tag is right.
+            let f = fixture(HS256, false, 32);
+            for other in [HS384, HS512] {
+                let tag = f.sign(other, MESSAGE);
+                assert!(f.theirs(MESSAGE, &tag, other), "{other}");
+                assert!(!f.ours(MESSAGE, &tag, other), "{other}");
+            }
+            assert!(f.ours(MESSAGE, &f.sign(HS256, MESSAGE), HS256));
+            // A 48-byte one: `HS256` and `HS384`.
+            let f = fixture(HS384, false, 48);
+            assert!(f.ours(MESSAGE, &f.sign(HS256, MESSAGE), HS256));
+            assert!(f.ours(MESSAGE, &f.sign(HS384, MESSAGE), HS384));
+            assert!(!f.ours(MESSAGE, &f.sign(HS512, MESSAGE), HS512));
+        }
     }
 }
