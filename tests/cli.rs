@@ -766,3 +766,223 @@ fn jwks_url_must_be_https_unless_loopback() {
         stderr(&out)
     );
 }
+
+/// `bench` with the setup's policy and keys, `--now NOW`, a context and `args`.
+fn bench(s: &Setup, args: &[&str]) -> Output {
+    let policy = s.policy();
+    let keys = s.path("keys.json");
+    let mut all = vec![
+        "bench",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--jwks",
+        keys.to_str().unwrap(),
+        "--now",
+        "1767225600",
+        "--context",
+        "credential.key_id=server-key-1",
+    ];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+/// The rows of the output's table: its cells, trimmed, after the header and separator rows.
+fn table_rows(text: &str) -> Vec<Vec<String>> {
+    let rows: Vec<Vec<String>> = text
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_owned())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["threads", "measure", "tokens/s", "CPU per token", "× floor"],
+        "{text}"
+    );
+    assert!(
+        rows[1]
+            .iter()
+            .all(|c| c.starts_with("--") || c.starts_with(":-") || c.ends_with("-:")),
+        "{text}"
+    );
+    rows[2..].to_vec()
+}
+
+/// A number as the table prints it (`52,310`, `19.1 µs`, `1.31`).
+fn number(cell: &str) -> f64 {
+    cell.trim_end_matches(" µs")
+        .replace(',', "")
+        .parse()
+        .unwrap_or_else(|e| panic!("`{cell}` is not a number: {e}"))
+}
+
+#[test]
+fn bench_measures_decision_json_and_floor_per_thread_count() {
+    let s = Setup::new();
+    let tokens: Vec<String> = (0..3)
+        .map(|i| s.token(json!({ "sub": format!("user-{i}") })))
+        .collect();
+    let path = s.path("tokens.txt");
+    std::fs::write(&path, tokens.join("\n") + "\n").unwrap();
+    let out = bench(
+        &s,
+        &[
+            "--tokens-file",
+            path.to_str().unwrap(),
+            "--seconds",
+            "1",
+            "--threads",
+            "2",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("3 tokens, all allowed\n"), "{text}");
+    assert!(!text.contains("denied"), "{text}");
+    let rows = table_rows(&text);
+    let measures: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str()))
+        .collect();
+    assert_eq!(
+        measures,
+        [
+            ("1", "decision"),
+            ("1", "decision + to_json"),
+            ("1", "signature only (floor)"),
+            ("2", "decision"),
+            ("2", "decision + to_json"),
+            ("2", "signature only (floor)"),
+        ],
+        "{text}"
+    );
+    for row in &rows {
+        assert!(number(&row[2]) > 0.0, "{text}");
+        assert!(row[3].ends_with(" µs") && number(&row[3]) > 0.0, "{text}");
+        // A decision verifies the same signature and does more.
+        assert!(number(&row[4]) >= 1.0, "{text}");
+    }
+    assert_eq!(rows[2][4], "1.00", "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("2 threads vs 1, CPU per token: decision ")),
+        "{text}"
+    );
+}
+
+#[test]
+fn bench_says_when_tokens_are_denied_and_by_what() {
+    let s = Setup::new();
+    let text = [
+        s.token(json!({})),
+        s.token(json!({ "exp": NOW - 100 })),
+        s.token(json!({ "sub": "other" })),
+        "not-a-token".to_owned(),
+    ]
+    .join("\n");
+    let path = s.path("tokens.txt");
+    std::fs::write(&path, text).unwrap();
+    let out = bench(
+        &s,
+        &["--tokens-file", path.to_str().unwrap(), "--seconds", "1"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("4 tokens: 2 allowed, 2 denied (expired 1, malformed_token 1)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: denied tokens are measured too"),
+        "{text}"
+    );
+    // The floor has no signature to check for line 4.
+    assert!(
+        text.contains("note: the floor covers 3 of 4 tokens (line 4: "),
+        "{text}"
+    );
+    let measures: Vec<String> = table_rows(&text).iter().map(|r| r[1].clone()).collect();
+    assert_eq!(
+        measures,
+        ["decision", "decision + to_json", "signature only (floor)"]
+    );
+}
+
+#[test]
+fn bench_refuses_bad_arguments_with_exit_2() {
+    let s = Setup::new();
+    let path = s.path("tokens.txt");
+    std::fs::write(&path, s.token(json!({}))).unwrap();
+    let empty = s.path("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let file = path.to_str().unwrap();
+    for (args, message) in [
+        (vec!["--tokens-file", file, "--threads", "0"], "--threads"),
+        (
+            vec!["--tokens-file", file, "--seconds", "0"],
+            "`--seconds 0` is not a positive number of seconds",
+        ),
+        (
+            vec!["--tokens-file", file, "--seconds", "soon"],
+            "`--seconds soon` is not a positive number of seconds",
+        ),
+        (
+            vec!["--tokens-file", empty.to_str().unwrap()],
+            "has no tokens",
+        ),
+        (
+            vec!["--tokens-file", "/nonexistent/tokens.txt"],
+            "cannot read `/nonexistent/tokens.txt`: file not found",
+        ),
+    ] {
+        let out = bench(&s, &args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stdout(&out));
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{args:?}");
+    }
+}
+
+#[test]
+fn bench_without_keys_for_the_floor_measures_the_decision_and_says_why() {
+    // The setup's policy has its keys inline: the floor reads keys apart from the engine, from
+    // `--jwks` or the JWK set files the policy names.
+    let s = Setup::new();
+    let path = s.path("tokens.txt");
+    std::fs::write(&path, s.token(json!({})) + "\n").unwrap();
+    let policy = s.policy();
+    let out = run(&[
+        "bench",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--now",
+        "1767225600",
+        "--context",
+        "credential.key_id=server-key-1",
+        "--tokens-file",
+        path.to_str().unwrap(),
+        "--seconds",
+        "0.5",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "note: no signature-only floor: line 1: no key with `kid` `k1` in `--jwks` or a JWK set file the policy names\n  help: "
+        ),
+        "{text}"
+    );
+    let rows = table_rows(&text);
+    let cells: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[1].as_str(), r[4].as_str()))
+        .collect();
+    assert_eq!(
+        cells,
+        [("decision", "n/a"), ("decision + to_json", "n/a")],
+        "{text}"
+    );
+}

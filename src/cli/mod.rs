@@ -1,5 +1,6 @@
 //! The command-line interface. Not a stable library API; use the binary.
 
+mod bench;
 mod check;
 mod serve;
 mod verify;
@@ -43,6 +44,9 @@ enum Command {
     /// Answer forward-auth requests from a proxy over HTTP (exit 0 when stopped, 2 if it cannot
     /// start).
     Serve(serve::Args),
+    /// Measure how fast tokens are decided in process, against the signature check alone
+    /// (exit 0 measured, 2 error).
+    Bench(bench::Args),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -58,11 +62,12 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     ExitCode::from(code)
 }
 
-/// The flags `verify` and `serve` share: where keys come from, run-time values, the clock.
+/// The flags `verify`, `serve` and `bench` share: where keys come from, run-time values, the clock.
 #[derive(Debug, clap::Args)]
 pub(crate) struct EngineArgs {
     /// Verify with this JWKS file instead of every issuer's own key source (offline).

@@ -259,7 +259,7 @@ const SIGNATURE_BUFFER: usize = MAX_SIGNATURE_BYTES + 2;
 /// The bytes of a base64url signature, decoded on the stack; `None` when it is not base64url or
 /// longer than any signature a key here checks (it would verify nothing).
 fn decode_signature<'b>(text: &str, buffer: &'b mut [u8; SIGNATURE_BUFFER]) -> Option<&'b [u8]> {
-    let len = crate::token::BASE64URL.decode_slice(text, buffer).ok()?;
+    let len = crate::json::BASE64URL.decode_slice(text, buffer).ok()?;
     buffer
         .get(..len)
         .filter(|bytes| bytes.len() <= MAX_SIGNATURE_BYTES)
@@ -1199,7 +1199,7 @@ mod tests {
         }
 
         fn b64(bytes: &[u8]) -> String {
-            crate::token::BASE64URL.encode(bytes)
+            crate::json::BASE64URL.encode(bytes)
         }
 
         /// The one key of a JWK set holding `jwk`.
