@@ -30,12 +30,40 @@ pub use jwks::RemoteKeys;
 pub use jwks::{
     KeyError, KeySet, KeySource, KeyStats, RemoteSettings, RemoteSource, Startup, StaticKeys,
 };
+pub use policy::PathError;
 pub use policy::{Diagnostic, Policy, PolicyError, Requirement, Severity};
 #[cfg(feature = "reload")]
 pub use reload::{ReloadError, ReloadOutcome, ReloadStatus, ReloadingEngine};
-pub use token::{Segment, TokenError};
 
-/// Any error this crate returns: each layer has its own enum, this only wraps them.
+/// Any error this crate returns: each part has its own type, and this wraps every one of them,
+/// so that `?` works in a function that meets several.
+///
+/// ```
+/// use jwt_policy::{Policy, PolicyEngine, Requirement, UnixTime};
+///
+/// /// The client id an allowed token was issued to, for `GET /mcp`.
+/// fn client_of(token: &str) -> Result<Option<String>, jwt_policy::Error> {
+///     let policy = Policy::from_file("policies/keycard-mcp.toml")?; // a `PolicyError`
+///     let engine = PolicyEngine::builder(policy)
+///         .context("credential.key_id", "mcp-server-key-1")
+///         .build()?; // a `BuildError`
+///     let route: Requirement = engine.policy().requirement_for("GET", "/mcp")?; // a `PathError`
+///     let decision = engine.evaluate_at_with(token, UnixTime::from_secs(1_767_225_600), &route);
+///     #[derive(serde::Deserialize)]
+///     struct Caller {
+///         client_id: String,
+///     }
+///     match decision.claims() {
+///         Some(claims) => Ok(Some(claims.deserialize::<Caller>()?.client_id)), // a `ClaimsError`
+///         None => Ok(None),
+///     }
+/// }
+///
+/// let token = std::fs::read_to_string("policies/demo/zone-audience.jwt").unwrap();
+/// assert_eq!(client_of(token.trim_end())?.as_deref(), Some("mcp-inspector"));
+/// assert_eq!(client_of("not-a-token")?, None);
+/// # Ok::<(), jwt_policy::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -45,7 +73,20 @@ pub enum Error {
     /// The engine could not be built from a valid policy.
     #[error(transparent)]
     Build(#[from] BuildError),
-    /// Keys could not be read.
+    /// Keys could not be read or fetched.
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// A request's path could not be matched against the policy's routes.
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// Verified claims could not be read into the caller's type.
+    #[error(transparent)]
+    Claims(#[from] ClaimsError),
+    /// A verified claim cannot be forwarded as a header.
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
+    /// A reloading engine could not start, or a reload failed.
+    #[cfg(feature = "reload")]
+    #[error(transparent)]
+    Reload(#[from] ReloadError),
 }

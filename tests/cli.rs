@@ -411,6 +411,40 @@ fn tokens_file_gives_one_decision_per_line_in_order_and_exits_0() {
 }
 
 #[test]
+fn a_reader_that_stops_reading_ends_a_batch_quietly() {
+    // `jwt-policy verify --tokens-file big.txt | head -1`: once the reader is gone, the batch
+    // stops without a panic or an error message, as other filters do.
+    let s = Setup::new();
+    let line = format!("{}\n", s.token(json!({})));
+    let path = s.path("tokens.txt");
+    std::fs::write(&path, line.repeat(20_000)).unwrap();
+    let mut child = bin()
+        .args(["verify", "--policy", s.policy().to_str().unwrap()])
+        .args([
+            "--now",
+            "1767225600",
+            "--context",
+            "credential.key_id=server-key-1",
+        ])
+        .args(["--tokens-file", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert_eq!(json_line(&first)["verdict"], "allow");
+    // The reader (and with it the pipe) is dropped here, long before 20,000 lines.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
 fn tokens_from_stdin() {
     let s = Setup::new();
     let policy = s.policy();

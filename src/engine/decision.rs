@@ -20,6 +20,7 @@ pub enum Verdict {
 /// The stable reason codes. Scripts and services match on these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Reason {
     /// The token is larger than `limits.max_token_bytes`.
     TokenTooLarge,
@@ -217,6 +218,7 @@ impl Check {
 /// Who and what an allowed token speaks for. Filled only from verified claims: a token whose
 /// signature did not verify has an empty principal (its details are in the checks).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Principal {
     /// `iss`.
     pub issuer: Option<String>,

@@ -22,6 +22,7 @@ pub(crate) enum JwksSource {
 
 /// How remote keys are fetched and cached (`[remote_keys]` in a policy).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RemoteSettings {
     /// Longest a fetch (connect, request and body) may take.
     pub timeout: Duration,
@@ -105,6 +106,7 @@ pub fn is_loopback(url: &Url) -> bool {
 
 /// Counters a service can read (see [`PolicyEngine::key_stats`](crate::PolicyEngine::key_stats)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeyStats {
     /// Fetches started (metadata and JWKS count as one).
     pub fetches: u64,

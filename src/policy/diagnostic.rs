@@ -162,6 +162,7 @@ impl DiagnosticKind {
 
 /// One located problem in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,

@@ -17,7 +17,7 @@ use crate::algorithm::Algorithm;
 /// Top-level names may contain dots (`https://example.com/roles`), so nesting is written as a
 /// TOML array in the policy, never as a dotted string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ClaimPath(pub(crate) Vec<String>);
+pub(crate) struct ClaimPath(pub(crate) Vec<String>);
 
 impl ClaimPath {
     /// A top-level claim.
@@ -26,7 +26,7 @@ impl ClaimPath {
     }
 
     /// The path segments.
-    pub fn segments(&self) -> &[String] {
+    pub(crate) fn segments(&self) -> &[String] {
         &self.0
     }
 }

@@ -42,7 +42,7 @@ pub(crate) const MAX_JSON_DEPTH: usize = 64;
 
 /// A part of a compact JWS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Segment {
+pub(crate) enum Segment {
     /// The protected header.
     Header,
     /// The payload (claims).
@@ -64,7 +64,7 @@ impl fmt::Display for Segment {
 /// Why a token could not be decoded. Every variant denies; none of them panics.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum TokenError {
+pub(crate) enum TokenError {
     /// Larger than the policy's `limits.max_token_bytes`; nothing else was looked at.
     #[error("token is {size} bytes; the limit is {limit}")]
     TooLarge {
