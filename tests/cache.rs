@@ -380,3 +380,37 @@ fn a_flood_of_unique_tokens_stays_within_the_entry_bound() {
     // Many entries, few bytes: the bytes bind (each token and decision is over a kilobyte).
     flood(&engine(100_000, 256 << 10), &key, 1_500, 100_000, 256 << 10);
 }
+
+#[test]
+fn threads_sharing_the_cache_keep_it_within_its_bounds() {
+    let key = TestKey::es256("ec");
+    let policy = Policy::from_toml(
+        "test.toml",
+        keycard_policy(&[&key]),
+        env!("CARGO_MANIFEST_DIR"),
+    )
+    .unwrap();
+    let engine = PolicyEngine::builder(policy)
+        .context("credential.key_id", "stable-1")
+        .cache(Some(settings(64, 1 << 20)))
+        .build()
+        .unwrap();
+    let repeated = key.sign(&good_claims());
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (engine, key, repeated) = (&engine, &key, &repeated);
+            scope.spawn(move || {
+                for i in 0..150 {
+                    let unique = key.sign(&claims_with(json!({ "sub": format!("{t}-{i}") })));
+                    assert_allow(&decide(engine, &unique));
+                    assert_allow(&decide(engine, repeated));
+                    let s = stats(engine);
+                    assert!(s.entries <= 64 && s.bytes <= 1 << 20, "{s:?}");
+                }
+            });
+        }
+    });
+    let s = stats(&engine);
+    assert_eq!(s.hits + s.misses, 4 * 150 * 2, "{s:?}");
+    assert!(s.evictions > 0 && s.hits > 0, "{s:?}");
+}

@@ -246,10 +246,12 @@ impl DecisionCache {
                 Some(entry.decision.clone())
             }
             stale => {
-                if stale.is_some() {
+                if let Some(stale) = stale {
                     // Expired, or made with keys the issuer no longer gives: a full evaluation
-                    // follows, and replaces it if its decision is cached.
-                    self.map.remove(&lookup);
+                    // follows, and replaces it if its decision is cached. Only this entry goes,
+                    // not one another thread has just put in its place.
+                    self.map
+                        .remove_if(&lookup, |entry| Arc::ptr_eq(entry, &stale));
                 }
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
                 None
