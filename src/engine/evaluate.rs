@@ -124,9 +124,12 @@ impl<'e> Run<'e> {
             .collect();
         let mut principal = self.principal;
         principal.resource_client_id = self.inner.resource_client_id.clone();
+        // Only an engine with a decision cache needs it (reading the time claims again costs).
         let window = self
-            .verified
+            .inner
+            .cache
             .as_ref()
+            .and(self.verified.as_ref())
             .map(|token| time::Window::of(token.claims(), &self.inner.policy.time));
         let claims = match (verdict, self.verified) {
             (Verdict::Allow, Some(token)) => Some(Claims::new(token.into_payload())),
