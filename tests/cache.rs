@@ -414,3 +414,30 @@ fn threads_sharing_the_cache_keep_it_within_its_bounds() {
     assert_eq!(s.hits + s.misses, 4 * 150 * 2, "{s:?}");
     assert!(s.evictions > 0 && s.hits > 0, "{s:?}");
 }
+
+#[test]
+fn a_cache_of_one_entry_holds_one_decision() {
+    let key = TestKey::es256("ec");
+    let policy = Policy::from_toml(
+        "test.toml",
+        keycard_policy(&[&key]),
+        env!("CARGO_MANIFEST_DIR"),
+    )
+    .unwrap();
+    let engine = PolicyEngine::builder(policy)
+        .context("credential.key_id", "stable-1")
+        .cache(Some(settings(1, 64 << 10)))
+        .build()
+        .unwrap();
+    let first = key.sign(&good_claims());
+    let second = key.sign(&claims_with(json!({ "sub": "other" })));
+    for token in [&first, &first, &second, &second, &first] {
+        assert_allow(&decide(&engine, token));
+    }
+    let s = stats(&engine);
+    assert_eq!(
+        (s.hits, s.inserts, s.evictions, s.entries),
+        (2, 3, 2, 1),
+        "{s:?}"
+    );
+}

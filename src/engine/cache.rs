@@ -48,8 +48,8 @@ pub struct CacheStats {
     pub evictions: u64,
     /// Decisions held now.
     pub entries: u64,
-    /// Bytes held now, as estimated when each was cached (each entry counts at least
-    /// `max_bytes / max_entries`, which is how both bounds hold at once).
+    /// Bytes held now, as estimated when each was cached (each entry counts at least a little
+    /// more than `max_bytes / (max_entries + 1)`, which is how both bounds hold at once).
     pub bytes: u64,
 }
 
@@ -161,7 +161,7 @@ impl Lifecycle<Key, Arc<Entry>> for Evictions {
 /// The cache of one engine.
 pub(crate) struct DecisionCache {
     map: Cache<Key, Arc<Entry>, EntryWeight, DefaultHashBuilder, Evictions>,
-    /// The least weight of an entry: `max_bytes / max_entries`, rounded up.
+    /// The least weight of an entry (see [`DecisionCache::new`]).
     unit: u64,
     counters: Arc<Counters>,
 }
@@ -177,14 +177,15 @@ impl fmt::Debug for DecisionCache {
 impl DecisionCache {
     /// A cache that never holds more than `max_entries` decisions nor more than `max_bytes`.
     ///
-    /// One bound, weight, enforces both: an entry weighs its estimated bytes, but at least
-    /// `unit = ceil(max_bytes / max_entries)`. The weights never exceed `max_bytes`, so the
-    /// bytes do not, and neither does the count (`count × unit <= max_bytes`, so
-    /// `count <= max_entries`). Each shard gets an equal, whole share of the weight.
+    /// One bound, weight, enforces both. The weight capacity `C` is `max_bytes` (rounded down
+    /// to a whole share per shard), and an entry weighs its estimated bytes, but at least
+    /// `unit = C / (max_entries + 1) + 1`. The weights never exceed `C`, so the bytes do not;
+    /// and `unit > C / (max_entries + 1)`, so at most `max_entries` entries fit. (Not
+    /// `C / max_entries`: then a cache of one entry would weigh it at all of `C`, and quick_cache
+    /// refuses an entry heavier than 97 % of a shard.)
     pub(crate) fn new(settings: CacheSettings) -> Option<Self> {
         let max_bytes = settings.max_bytes();
         let max_entries = u64::try_from(settings.max_entries()).unwrap_or(u64::MAX);
-        let unit = max_bytes.div_ceil(max_entries).max(1);
         // Shards of at least 32 entries (quick_cache's own rule), a power of two.
         let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
         let mut shards = (parallelism * 4).next_power_of_two();
@@ -192,8 +193,8 @@ impl DecisionCache {
             shards /= 2;
         }
         let shards_u64 = shards as u64;
-        // Rounded down to a multiple of the shard count, so the shards' shares add up to no more.
-        let weight_capacity = (max_bytes / unit).min(max_entries) * unit / shards_u64 * shards_u64;
+        let weight_capacity = max_bytes / shards_u64 * shards_u64;
+        let unit = weight_capacity / max_entries.saturating_add(1) + 1;
         let options = OptionsBuilder::new()
             .shards(shards)
             // The table grows as needed; this is only where it starts.
@@ -356,4 +357,61 @@ fn estimate(token: &[u8], requirement: &Requirement, decision: &Decision) -> u64
         + strings(decision.required_scopes())
         + decision.claims().map_or(0, |c| c.json().len());
     u64::try_from(total).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+    use std::num::{NonZeroU64, NonZeroUsize};
+
+    use super::*;
+
+    #[test]
+    fn a_key_and_its_lookup_hash_alike_and_only_the_same_bytes_are_equivalent() {
+        let hasher = DefaultHashBuilder::default();
+        let admin = Requirement::new().scope("mcp:admin");
+        let key = Key {
+            token: b"aaaa.bbbb.cccc".as_slice().into(),
+            requirement: admin.clone(),
+        };
+        let lookup = |token: &'static [u8], requirement| Lookup { token, requirement };
+        assert_eq!(
+            hasher.hash_one(&key),
+            hasher.hash_one(lookup(b"aaaa.bbbb.cccc", &admin))
+        );
+        assert!(lookup(b"aaaa.bbbb.cccc", &admin).equivalent(&key));
+        // Whatever the hashes, a lookup matches only the very token and requirement.
+        assert!(!lookup(b"aaaa.bbbb.cccd", &admin).equivalent(&key));
+        assert!(!lookup(b"aaaa.bbbb.ccc", &admin).equivalent(&key));
+        assert!(!lookup(b"aaaa.bbbb.cccc", &Requirement::new()).equivalent(&key));
+    }
+
+    #[test]
+    fn the_weight_capacity_bounds_both_entries_and_bytes() {
+        for (entries, bytes) in [
+            (1, 65_536),
+            (7, 100_000),
+            (100, 64 << 20),
+            (10_000, 16 << 20),
+            (100_000, 256 << 10),
+            (10_000_000, 64 << 10),
+            (10_000_000, 64 << 30),
+        ] {
+            let settings = CacheSettings::new(
+                NonZeroUsize::new(entries).unwrap_or(NonZeroUsize::MIN),
+                NonZeroU64::new(bytes).unwrap_or(NonZeroU64::MIN),
+            );
+            let cache = DecisionCache::new(settings).unwrap_or_else(|| panic!("{settings:?}"));
+            let capacity = cache.map.capacity();
+            let shards = cache.map.num_shards() as u64;
+            assert!(capacity <= bytes, "{settings:?}: {capacity}");
+            // Every shard's share is whole, and holds at most its share of the entries.
+            assert_eq!(capacity % shards, 0, "{settings:?}");
+            assert!(capacity / cache.unit <= entries as u64, "{settings:?}");
+            // One entry of the least weight fits in a shard (quick_cache refuses one heavier
+            // than 97 % of it).
+            assert!(cache.unit * 100 <= capacity / shards * 97, "{settings:?}");
+            assert!(capacity > 0, "{settings:?}");
+        }
+    }
 }
