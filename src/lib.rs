@@ -21,8 +21,8 @@ mod token;
 
 pub use algorithm::{Algorithm, KeyFamily};
 pub use engine::{
-    BuildError, Check, Claims, ClaimsError, Decision, EngineBuilder, ForwardError, Outcome,
-    PolicyEngine, Principal, Reason, SharedEngine, Verdict,
+    BuildError, CacheStats, Check, Claims, ClaimsError, Decision, EngineBuilder, ForwardError,
+    Outcome, PolicyEngine, Principal, Reason, SharedEngine, Verdict,
 };
 pub use json::UnixTime;
 #[cfg(feature = "remote")]
@@ -30,8 +30,9 @@ pub use jwks::RemoteKeys;
 pub use jwks::{
     KeyError, KeySet, KeySource, KeyStats, RemoteSettings, RemoteSource, Startup, StaticKeys,
 };
-pub use policy::PathError;
-pub use policy::{Diagnostic, Policy, PolicyError, Requirement, Severity};
+pub use policy::{
+    CacheSettings, Diagnostic, PathError, Policy, PolicyError, Requirement, Severity,
+};
 #[cfg(feature = "reload")]
 pub use reload::{ReloadError, ReloadOutcome, ReloadStatus, ReloadingEngine};
 

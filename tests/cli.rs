@@ -886,9 +886,11 @@ fn bench_measures_decision_json_and_floor_per_thread_count() {
         measures,
         [
             ("1", "decision"),
+            ("1", "decision, cache on"),
             ("1", "decision + to_json"),
             ("1", "signature only (floor)"),
             ("2", "decision"),
+            ("2", "decision, cache on"),
             ("2", "decision + to_json"),
             ("2", "signature only (floor)"),
         ],
@@ -897,10 +899,24 @@ fn bench_measures_decision_json_and_floor_per_thread_count() {
     for row in &rows {
         assert!(number(&row[2]) > 0.0, "{text}");
         assert!(row[3].ends_with(" µs") && number(&row[3]) > 0.0, "{text}");
-        // A decision verifies the same signature and does more.
-        assert!(number(&row[4]) >= 1.0, "{text}");
+        // A decision verifies the same signature and does more; a cache hit verifies nothing.
+        if row[1] != "decision, cache on" {
+            assert!(number(&row[4]) >= 1.0, "{text}");
+        }
     }
-    assert_eq!(rows[2][4], "1.00", "{text}");
+    assert_eq!(rows[3][4], "1.00", "{text}");
+    for threads in [&rows[0..4], &rows[4..8]] {
+        assert!(number(&threads[1][3]) < number(&threads[0][3]), "{text}");
+    }
+    // Every token decided once to fill the cache, then only hits.
+    let stats = text
+        .lines()
+        .find(|l| l.starts_with("decision cache: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        stats.contains(", 3 misses, 3 inserts, 0 evictions"),
+        "{text}"
+    );
     assert!(
         text.lines()
             .any(|l| l.starts_with("2 threads vs 1, CPU per token: decision ")),
@@ -942,7 +958,12 @@ fn bench_says_when_tokens_are_denied_and_by_what() {
     let measures: Vec<String> = table_rows(&text).iter().map(|r| r[1].clone()).collect();
     assert_eq!(
         measures,
-        ["decision", "decision + to_json", "signature only (floor)"]
+        [
+            "decision",
+            "decision, cache on",
+            "decision + to_json",
+            "signature only (floor)"
+        ]
     );
 }
 
@@ -1016,7 +1037,11 @@ fn bench_without_keys_for_the_floor_measures_the_decision_and_says_why() {
         .collect();
     assert_eq!(
         cells,
-        [("decision", "n/a"), ("decision + to_json", "n/a")],
+        [
+            ("decision", "n/a"),
+            ("decision, cache on", "n/a"),
+            ("decision + to_json", "n/a")
+        ],
         "{text}"
     );
 }

@@ -1147,3 +1147,53 @@ fn errors_before_start_exit_2() {
         assert!(stderr.contains(message), "{message} in {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_the_decision_cache() {
+    let setup = Setup::new();
+    setup.write_policy(&setup.policy_text("\n[cache]\nenabled = true\n"));
+    let serve = setup.start(&[]);
+    let good = format!("Bearer {}", setup.token(json!({})));
+    let expired = format!("Bearer {}", setup.token(json!({ "exp": NOW - 3600 })));
+    for authorization in [&good, &good, &expired, &good] {
+        auth(&serve, &[("authorization", authorization)]).await;
+    }
+    let text = get(&serve, "/metrics", &[]).await.body;
+    let cache = |event: &str| {
+        metric(
+            &text,
+            &format!("jwt_policy_decision_cache_total{{event=\"{event}\"}}"),
+        )
+    };
+    assert!(
+        text.contains("# TYPE jwt_policy_decision_cache_total counter"),
+        "{text}"
+    );
+    // The good token is decided once, then answered from the cache; the expired one is not
+    // cached.
+    assert_eq!(cache("hit"), Some(2.0), "{text}");
+    assert_eq!(cache("miss"), Some(2.0), "{text}");
+    assert_eq!(cache("insert"), Some(1.0), "{text}");
+    assert_eq!(cache("eviction"), Some(0.0), "{text}");
+    assert_eq!(
+        metric(&text, "jwt_policy_decision_cache_entries"),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        metric(&text, "jwt_policy_decision_cache_bytes").unwrap() > 1000.0,
+        "{text}"
+    );
+
+    // A reload starts a new, empty cache; the counters add up what each engine did.
+    setup.write_policy(&setup.policy_text("\n[cache]\nenabled = true\n# edited\n"));
+    wait_for_revision(&serve, &good, &setup.revision()).await;
+    let text = get(&serve, "/metrics", &[]).await.body;
+    let misses = metric(&text, "jwt_policy_decision_cache_total{event=\"miss\"}").unwrap();
+    assert!(misses >= 3.0, "{text}");
+    assert_eq!(
+        metric(&text, "jwt_policy_decision_cache_entries"),
+        Some(1.0),
+        "{text}"
+    );
+}

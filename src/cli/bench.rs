@@ -9,6 +9,10 @@
 //! reads its own CPU clock around each pass. The figures are medians over rounds; the ratio to
 //! the floor is paired within a round, so a slow round (another process on the core) slows both
 //! sides of it.
+//!
+//! The decision is measured with the verified-decision cache off, then on (whatever the policy's
+//! `[cache]` says; its bounds when it has one): the cached engine decides every token once to
+//! fill its cache before anything is timed, so its row is what a repeated token costs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
@@ -81,8 +85,12 @@ fn try_run(args: &Args) -> Result<u8, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let cache = policy.cache().unwrap_or_default();
     let engine = runtime
-        .block_on(engines.builder(policy).build_async())
+        .block_on(engines.builder(policy.clone()).cache(None).build_async())
+        .map_err(|e| build_error(&e))?;
+    let cached = runtime
+        .block_on(engines.builder(policy).cache(Some(cache)).build_async())
         .map_err(|e| build_error(&e))?;
     let tokens = read_tokens(&args.tokens_file)?;
 
@@ -91,6 +99,8 @@ fn try_run(args: &Args) -> Result<u8, String> {
         args.policy.display()
     );
     let checked = Checked::new(&engine, &tokens, now);
+    // Filled: every token decided once.
+    Checked::new(&cached, &tokens, now);
     println!("`{}`: {}", args.tokens_file.display(), checked.summary());
     if checked.denied > 0 {
         println!(
@@ -123,6 +133,7 @@ fn try_run(args: &Args) -> Result<u8, String> {
 
     let bench = Bench {
         engine: &engine,
+        cached: &cached,
         tokens: &tokens,
         floor: &floor.tokens,
         now,
@@ -137,10 +148,6 @@ fn try_run(args: &Args) -> Result<u8, String> {
     for &threads in &counts {
         results.push(bench.measure(threads, share)?);
     }
-    // Decision cache ("cache off, then on"): when `PolicyEngine` has a decision cache, build a
-    // second engine with it on, measure it here the same way, and add its rows (measure
-    // "decision, cache on") to the table. Until then there is nothing to measure, so nothing is
-    // printed for it.
 
     println!();
     print!("{}", table(&results));
@@ -170,6 +177,17 @@ fn try_run(args: &Args) -> Result<u8, String> {
             "{} vs 1, CPU per token: {}",
             threads_label(many.threads),
             changes.join(", ")
+        );
+    }
+    if let Some(stats) = cached.cache_stats() {
+        println!(
+            "decision cache: {} hits, {} misses, {} inserts, {} evictions; at most {} entries and {} bytes",
+            stats.hits,
+            stats.misses,
+            stats.inserts,
+            stats.evictions,
+            cache.max_entries(),
+            cache.max_bytes()
         );
     }
     println!(
@@ -471,8 +489,10 @@ impl<'a> FloorToken<'a> {
 /// What is timed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Measure {
-    /// `evaluate_at`.
+    /// `evaluate_at`, the cache off.
     Decision,
+    /// `evaluate_at` with the cache on, every token already cached.
+    DecisionCached,
     /// `evaluate_at`, then `Decision::to_json`.
     DecisionJson,
     /// `jsonwebtoken::crypto::verify` on the token already split, with its key built once.
@@ -483,6 +503,7 @@ impl Measure {
     fn label(self) -> &'static str {
         match self {
             Measure::Decision => "decision",
+            Measure::DecisionCached => "decision, cache on",
             Measure::DecisionJson => "decision + to_json",
             Measure::Floor => "signature only (floor)",
         }
@@ -520,6 +541,8 @@ struct Measured {
 /// What the threads share.
 struct Bench<'a> {
     engine: &'a PolicyEngine,
+    /// The same, with the decision cache on and filled.
+    cached: &'a PolicyEngine,
     tokens: &'a [Vec<u8>],
     floor: &'a [FloorToken<'a>],
     now: UnixTime,
@@ -527,7 +550,11 @@ struct Bench<'a> {
 
 impl Bench<'_> {
     fn measures(&self) -> Vec<Measure> {
-        let mut measures = vec![Measure::Decision, Measure::DecisionJson];
+        let mut measures = vec![
+            Measure::Decision,
+            Measure::DecisionCached,
+            Measure::DecisionJson,
+        ];
         if !self.floor.is_empty() {
             measures.push(Measure::Floor);
         }
@@ -537,7 +564,9 @@ impl Bench<'_> {
     fn len(&self, measure: Measure) -> usize {
         match measure {
             Measure::Floor => self.floor.len(),
-            Measure::Decision | Measure::DecisionJson => self.tokens.len(),
+            Measure::Decision | Measure::DecisionCached | Measure::DecisionJson => {
+                self.tokens.len()
+            }
         }
     }
 
@@ -548,6 +577,11 @@ impl Bench<'_> {
             Measure::Decision => {
                 for token in rotated(self.tokens, start) {
                     black_box(self.engine.evaluate_at(black_box(token), self.now));
+                }
+            }
+            Measure::DecisionCached => {
+                for token in rotated(self.tokens, start) {
+                    black_box(self.cached.evaluate_at(black_box(token), self.now));
                 }
             }
             Measure::DecisionJson => {

@@ -22,6 +22,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use tracing_subscriber::filter::Targets;
@@ -758,6 +759,13 @@ struct KeyFetchLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    event: &'static str,
+}
+
+const CACHE_EVENTS: [&str; 4] = ["hit", "miss", "insert", "eviction"];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     result: &'static str,
 }
@@ -771,6 +779,9 @@ struct Metrics {
     duration: Histogram,
     key_fetches: Family<KeyFetchLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    cache: Family<CacheLabels, Counter>,
+    cache_entries: Gauge,
+    cache_bytes: Gauge,
     tally: Mutex<Tally>,
 }
 
@@ -784,6 +795,8 @@ struct Tally {
     engine: Option<PolicyEngine>,
     /// Its successful and failed fetches, per issuer, as counted.
     seen: HashMap<String, (u64, u64)>,
+    /// Its decision cache's hits, misses, inserts and evictions, as counted.
+    cache_seen: [u64; 4],
 }
 
 const RELOAD_RESULTS: [&str; 3] = ["success", "failure", "unchanged"];
@@ -823,12 +836,33 @@ impl Metrics {
         for result in RELOAD_RESULTS {
             let _ = reloads.get_or_create(&ReloadLabels { result });
         }
+        let cache = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "jwt_policy_decision_cache",
+            "Decision cache lookups and changes, by event (hit, miss, insert, eviction), over every engine",
+            cache.clone(),
+        );
+        let cache_entries = Gauge::default();
+        registry.register(
+            "jwt_policy_decision_cache_entries",
+            "Decisions the cache of the engine in effect holds",
+            cache_entries.clone(),
+        );
+        let cache_bytes = Gauge::default();
+        registry.register(
+            "jwt_policy_decision_cache_bytes",
+            "Bytes (estimated) the cache of the engine in effect holds",
+            cache_bytes.clone(),
+        );
         Self {
             registry,
             decisions,
             duration,
             key_fetches,
             reloads,
+            cache,
+            cache_entries,
+            cache_bytes,
             tally: Mutex::new(Tally::default()),
         }
     }
@@ -851,6 +885,7 @@ impl Metrics {
             reloads,
             engine: last,
             seen,
+            cache_seen,
         } = &mut *tally;
         let now = [status.reloads, status.failures, status.unchanged];
         for ((result, counted), now) in RELOAD_RESULTS.into_iter().zip(reloads).zip(now) {
@@ -863,12 +898,36 @@ impl Metrics {
         }
         if let Some(previous) = last.take() {
             self.count_fetches(&previous, seen);
+            self.count_cache(&previous, cache_seen);
             if !previous.same(engine) {
                 seen.clear();
+                *cache_seen = [0; 4];
             }
         }
         self.count_fetches(engine, seen);
+        self.count_cache(engine, cache_seen);
+        let stats = engine.cache_stats().unwrap_or_default();
+        self.cache_entries
+            .set(i64::try_from(stats.entries).unwrap_or(i64::MAX));
+        self.cache_bytes
+            .set(i64::try_from(stats.bytes).unwrap_or(i64::MAX));
         *last = Some(engine.clone());
+    }
+
+    /// Adds what `engine`'s decision cache did since `counted`.
+    fn count_cache(&self, engine: &PolicyEngine, counted: &mut [u64; 4]) {
+        let Some(stats) = engine.cache_stats() else {
+            return;
+        };
+        let now = [stats.hits, stats.misses, stats.inserts, stats.evictions];
+        for ((event, counted), now) in CACHE_EVENTS.into_iter().zip(counted).zip(now) {
+            // Created at zero, so that a cache that has not evicted yet says so.
+            let counter = self.cache.get_or_create(&CacheLabels { event });
+            if now > *counted {
+                counter.inc_by(now - *counted);
+                *counted = now;
+            }
+        }
     }
 
     fn count_fetches(&self, engine: &PolicyEngine, seen: &mut HashMap<String, (u64, u64)>) {

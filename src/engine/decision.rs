@@ -303,6 +303,9 @@ pub struct Decision {
     /// The verified claims, on allow only.
     pub(crate) claims: Option<Claims>,
     pub(crate) policy_revision: Arc<str>,
+    /// When the decision holds, for the decision cache: `Some` once the signature verified, in an
+    /// engine with a cache (the times the time checks compared `now` with); `None` otherwise.
+    pub(crate) window: Option<super::time::Window>,
 }
 
 impl Decision {

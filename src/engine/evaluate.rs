@@ -79,6 +79,7 @@ pub(crate) fn internal(inner: &Inner) -> Decision {
         required_scopes: Vec::new(),
         claims: None,
         policy_revision: inner.revision.clone(),
+        window: None,
         principal: Principal {
             resource_client_id: inner.resource_client_id.clone(),
             ..Principal::default()
@@ -123,6 +124,13 @@ impl<'e> Run<'e> {
             .collect();
         let mut principal = self.principal;
         principal.resource_client_id = self.inner.resource_client_id.clone();
+        // Only an engine with a decision cache needs it (reading the time claims again costs).
+        let window = self
+            .inner
+            .cache
+            .as_ref()
+            .and(self.verified.as_ref())
+            .map(|token| time::Window::of(token.claims(), &self.inner.policy.time));
         let claims = match (verdict, self.verified) {
             (Verdict::Allow, Some(token)) => Some(Claims::new(token.into_payload())),
             _ => None,
@@ -135,6 +143,7 @@ impl<'e> Run<'e> {
                 required_scopes,
                 claims,
                 policy_revision: self.inner.revision.clone(),
+                window,
             },
             self.refresh,
         )

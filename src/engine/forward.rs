@@ -44,6 +44,7 @@ impl super::decision::Decision {
             required_scopes: self.required_scopes.clone(),
             claims: None,
             policy_revision: self.policy_revision.clone(),
+            window: None,
         }
     }
 }

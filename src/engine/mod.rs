@@ -2,6 +2,7 @@
 //! context, shared everywhere, asked about each token.
 
 mod audience;
+mod cache;
 mod claims;
 mod client_id;
 mod decision;
@@ -19,6 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+pub use cache::CacheStats;
 pub use decision::{Check, Claims, ClaimsError, Decision, Outcome, Principal, Reason, Verdict};
 pub use forward::ForwardError;
 
@@ -27,7 +29,8 @@ use crate::json::UnixTime;
 #[cfg(feature = "remote")]
 use crate::jwks::RemoteKeys;
 use crate::jwks::{Key, KeyError, KeySet, KeySource, KeyStats, KeysFuture, StaticKeys};
-use crate::policy::{IssuerKeys, Policy, Requirement, SecretSource};
+use crate::policy::{CacheSettings, IssuerKeys, Policy, Requirement, SecretSource};
+use cache::{DecisionCache, KeysUsed};
 
 /// Why an engine could not be built from a valid policy and the given context.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,6 +174,8 @@ pub(crate) struct Inner {
     pub(crate) issuers: Vec<CompiledIssuer>,
     pub(crate) resource_client_id: Option<String>,
     pub(crate) names: Names,
+    /// The verified-decision cache, when it is on.
+    pub(crate) cache: Option<DecisionCache>,
 }
 
 /// The compiled policy: immutable, `Send + Sync`, cheap to clone (one `Arc`).
@@ -201,9 +206,18 @@ pub struct EngineBuilder {
     context: BTreeMap<String, String>,
     all_keys: Option<Arc<dyn KeySource>>,
     keys: Vec<(String, Arc<dyn KeySource>)>,
+    /// `Some` when code decided about the cache, whatever the policy says.
+    cache: Option<Option<CacheSettings>>,
 }
 
 impl EngineBuilder {
+    /// Turns the verified-decision cache on with these bounds (`Some`) or off (`None`),
+    /// whatever the policy's `[cache]` says. See [`PolicyEngine::cache_stats`].
+    pub fn cache(mut self, settings: Option<CacheSettings>) -> Self {
+        self.cache = Some(settings);
+        self
+    }
+
     /// Supplies a run-time value the policy may refer to, e.g. `credential.key_id`.
     pub fn context(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.context.insert(key.into(), value.into());
@@ -325,8 +339,13 @@ impl EngineBuilder {
             });
         }
         let names = Names::new(&policy);
+        let cache = self
+            .cache
+            .unwrap_or(policy.cache)
+            .and_then(DecisionCache::new);
         Ok(PolicyEngine {
             inner: Arc::new(Inner {
+                cache,
                 revision: Arc::from(policy.revision()),
                 policy,
                 issuers,
@@ -377,6 +396,7 @@ impl PolicyEngine {
             context: BTreeMap::new(),
             all_keys: None,
             keys: Vec::new(),
+            cache: None,
         }
     }
 
@@ -392,6 +412,13 @@ impl PolicyEngine {
             .iter()
             .filter_map(|i| Some((i.iss.as_str(), i.keys.as_ref()?.stats()?)))
             .collect()
+    }
+
+    /// What the verified-decision cache has done (hits, misses, inserts, evictions) and holds
+    /// now; `None` when the cache is off (the policy has no enabled `[cache]`, or
+    /// [`EngineBuilder::cache`] turned it off).
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache.as_ref().map(DecisionCache::stats)
     }
 
     /// Whether each issuer has keys to verify tokens with now, by `iss`: `Ok` for keys from a
@@ -471,10 +498,22 @@ impl PolicyEngine {
         now: UnixTime,
         requirement: &Requirement,
     ) -> Decision {
-        evaluate::run(&self.inner, token.as_ref(), now, requirement, &|issuer| {
-            current_keys(issuer)
-        })
-        .0
+        let (token, inner) = (token.as_ref(), &*self.inner);
+        let Some(cache) = &inner.cache else {
+            return evaluate::run(inner, token, now, requirement, &|issuer| {
+                current_keys(issuer)
+            })
+            .0;
+        };
+        if let Some(hit) = cache.get(inner, token, requirement, now) {
+            return hit;
+        }
+        let used = KeysUsed::default();
+        let (decision, _) = evaluate::run(inner, token, now, requirement, &|issuer| {
+            used.record(inner, issuer, current_keys(issuer))
+        });
+        cache.insert(token, requirement, now, &decision, &used);
+        decision
     }
 
     /// Like [`PolicyEngine::evaluate`], but when the token names a `kid` its issuer's keys lack,
@@ -506,14 +545,23 @@ impl PolicyEngine {
         now: UnixTime,
         requirement: &Requirement,
     ) -> Decision {
-        let token = token.as_ref();
-        let (decision, refresh) = evaluate::run(&self.inner, token, now, requirement, &|issuer| {
-            current_keys(issuer)
+        let (token, inner) = (token.as_ref(), &*self.inner);
+        let cache = inner.cache.as_ref();
+        if let Some(hit) = cache.and_then(|c| c.get(inner, token, requirement, now)) {
+            return hit;
+        }
+        // Which keys each decision was made with, for the cache.
+        let used = KeysUsed::default();
+        let (decision, refresh) = evaluate::run(inner, token, now, requirement, &|issuer| {
+            used.record(inner, issuer, current_keys(issuer))
         });
         let Some((source, kid)) = refresh.and_then(|(index, kid)| {
-            let source = self.inner.issuers.get(index)?.keys.clone()?;
+            let source = inner.issuers.get(index)?.keys.clone()?;
             Some((source, kid))
         }) else {
+            if let Some(cache) = cache {
+                cache.insert(token, requirement, now, &decision, &used);
+            }
             return decision;
         };
         // A key source is the service's code; if it panics, the token is denied as `internal`
@@ -524,14 +572,21 @@ impl PolicyEngine {
         };
         let fresh = match refreshed {
             Ok(fresh) => fresh,
-            Err(()) => return evaluate::internal(&self.inner),
+            Err(()) => return evaluate::internal(inner),
         };
         // Decide again with what the refresh gave: new keys, or why there are none.
-        let lookup = |issuer: &CompiledIssuer| match &issuer.keys {
-            Some(s) if Arc::ptr_eq(s, &source) => fresh.clone(),
-            _ => current_keys(issuer),
+        let lookup = |issuer: &CompiledIssuer| {
+            let keys = match &issuer.keys {
+                Some(s) if Arc::ptr_eq(s, &source) => fresh.clone(),
+                _ => current_keys(issuer),
+            };
+            used.record(inner, issuer, keys)
         };
-        evaluate::run(&self.inner, token, now, requirement, &lookup).0
+        let decision = evaluate::run(inner, token, now, requirement, &lookup).0;
+        if let Some(cache) = cache {
+            cache.insert(token, requirement, now, &decision, &used);
+        }
+        decision
     }
 }
 

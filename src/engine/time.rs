@@ -40,6 +40,74 @@ fn missing(name: &str) -> Failure {
 /// The outcome of one time check: `None` when the policy does not make it.
 pub(crate) type TimeCheck = Option<Result<String, Failure>>;
 
+// The four comparisons, shared by the checks and by [`Window::contains`], so that a cached
+// decision expires exactly when a full evaluation would deny.
+
+/// `now >= exp + leeway`, written `exp <= now - leeway`.
+fn expired(exp: UnixTime, now: UnixTime, leeway: u64) -> bool {
+    exp <= now.minus_secs(leeway)
+}
+
+/// `now + leeway < nbf`.
+fn not_yet_valid(nbf: UnixTime, now: UnixTime, leeway: u64) -> bool {
+    nbf > now.plus_secs(leeway)
+}
+
+/// `iat > now + leeway`.
+fn issued_in_future(iat: UnixTime, now: UnixTime, leeway: u64) -> bool {
+    iat > now.plus_secs(leeway)
+}
+
+/// `now >= iat + max_age + leeway`, written `iat <= now - leeway - max_age`.
+fn too_old(iat: UnixTime, max_age: u64, now: UnixTime, leeway: u64) -> bool {
+    iat <= now.minus_secs(leeway).minus_secs(max_age)
+}
+
+/// When a token passes the policy's time checks: the times its checks compare `now` with. A
+/// claim that is absent, not checked, or not a usable NumericDate sets no bound (the check's
+/// outcome does not depend on the time then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    exp: Option<UnixTime>,
+    nbf: Option<UnixTime>,
+    iat: Option<UnixTime>,
+    /// `iat` and the policy's maximum age.
+    max_age: Option<(UnixTime, u64)>,
+    leeway: u64,
+}
+
+impl Window {
+    /// The window of a token with these (verified) claims under `rules`.
+    pub(crate) fn of(claims: &Object, rules: &TimeRules) -> Self {
+        let date = |name: &str, presence: Presence| match presence {
+            Presence::Ignored => None,
+            _ => read(claims, name).ok().flatten(),
+        };
+        Self {
+            exp: date("exp", rules.exp),
+            nbf: date("nbf", rules.nbf),
+            iat: date("iat", rules.iat),
+            max_age: rules
+                .max_age
+                .and_then(|max_age| Some((read(claims, "iat").ok().flatten()?, max_age))),
+            leeway: rules.leeway,
+        }
+    }
+
+    /// Whether every time check passes at `now`, with the very comparisons the checks make.
+    pub(crate) fn contains(&self, now: UnixTime) -> bool {
+        let leeway = self.leeway;
+        !(self.exp.is_some_and(|exp| expired(exp, now, leeway))
+            || self.nbf.is_some_and(|nbf| not_yet_valid(nbf, now, leeway))
+            || self
+                .iat
+                .is_some_and(|iat| issued_in_future(iat, now, leeway))
+            || self
+                .max_age
+                .is_some_and(|(iat, max_age)| too_old(iat, max_age, now, leeway)))
+    }
+}
+
 /// `exp`: deny when `now >= exp + leeway`.
 pub(crate) fn exp(claims: &Object, rules: &TimeRules, now: UnixTime) -> TimeCheck {
     if rules.exp == Presence::Ignored {
@@ -49,7 +117,7 @@ pub(crate) fn exp(claims: &Object, rules: &TimeRules, now: UnixTime) -> TimeChec
         None if rules.exp == Presence::Required => Err(missing("exp")),
         None => Ok("`exp` is absent".into()),
         // exp + leeway <= now  <=>  exp <= now - leeway
-        Some(exp) if exp <= now.minus_secs(rules.leeway) => Err(Failure {
+        Some(exp) if expired(exp, now, rules.leeway) => Err(Failure {
             reason: Reason::Expired,
             expected: format!("now < exp + leeway = {exp} + {}", rules.leeway),
             observed: format!("now = {now}"),
@@ -70,7 +138,7 @@ pub(crate) fn nbf(claims: &Object, rules: &TimeRules, now: UnixTime) -> TimeChec
     Some(read(claims, "nbf").and_then(|nbf| match nbf {
         None if rules.nbf == Presence::Required => Err(missing("nbf")),
         None => Ok("`nbf` is absent".into()),
-        Some(nbf) if nbf > now.plus_secs(rules.leeway) => Err(Failure {
+        Some(nbf) if not_yet_valid(nbf, now, rules.leeway) => Err(Failure {
             reason: Reason::NotYetValid,
             expected: format!("now + leeway >= nbf = {nbf}"),
             observed: format!("now + leeway = {now} + {}", rules.leeway),
@@ -88,7 +156,7 @@ pub(crate) fn iat(claims: &Object, rules: &TimeRules, now: UnixTime) -> TimeChec
     Some(read(claims, "iat").and_then(|iat| match iat {
         None if rules.iat == Presence::Required => Err(missing("iat")),
         None => Ok("`iat` is absent".into()),
-        Some(iat) if iat > now.plus_secs(rules.leeway) => Err(Failure {
+        Some(iat) if issued_in_future(iat, now, rules.leeway) => Err(Failure {
             reason: Reason::IssuedInFuture,
             expected: format!("iat <= now + leeway = {now} + {}", rules.leeway),
             observed: format!("iat = {iat}"),
@@ -110,8 +178,7 @@ pub(crate) fn max_age(claims: &Object, rules: &TimeRules, now: UnixTime) -> Opti
             ));
         }
     };
-    let bound = now.minus_secs(rules.leeway).minus_secs(max_age);
-    Some(if iat <= bound {
+    Some(if too_old(iat, max_age, now, rules.leeway) {
         Step::Fail(Failure {
             reason: Reason::TokenTooOld,
             expected: format!(

@@ -709,6 +709,7 @@ mod tests {
             required_scopes: required_scopes.iter().map(|s| (*s).to_owned()).collect(),
             claims: None,
             policy_revision: Arc::from("0123456789abcdef"),
+            window: None,
         }
     }
 

@@ -830,6 +830,10 @@ pub type KeysFuture<'a> = Pin<Box<dyn Future<Output = Result<Arc<KeySet>, KeyErr
 /// with the source.
 pub trait KeySource: Send + Sync + fmt::Debug {
     /// The keys as they are now.
+    ///
+    /// Return the same `Arc` while the keys do not change: an engine with a decision cache
+    /// (`[cache]`) compares it with the set a cached decision was made with, by address, and
+    /// decides again when it differs.
     fn keys(&self) -> Result<Arc<KeySet>, KeyError>;
 
     /// Fresh keys, because a token named `kid` and [`KeySource::keys`] lacked it, or because

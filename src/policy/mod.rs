@@ -16,5 +16,5 @@ mod syntax;
 
 pub use diagnostic::{Diagnostic, DiagnosticKind, PolicyError, Severity, SourceFile};
 pub(crate) use model::*;
-pub use model::{Issuer, Policy};
+pub use model::{CacheSettings, Issuer, Policy};
 pub use routes::{PathError, Requirement, request_path};

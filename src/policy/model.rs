@@ -408,6 +408,64 @@ impl IdRule {
     }
 }
 
+/// The bounds of the verified-decision cache (`[cache]` in the policy,
+/// [`EngineBuilder::cache`](crate::EngineBuilder::cache) in code): at most `max_entries`
+/// decisions, and at most `max_bytes` of tokens and decisions (as estimated when they are
+/// cached). Both bounds hold at every moment.
+///
+/// ```
+/// use std::num::{NonZeroU64, NonZeroUsize};
+/// use jwt_policy::CacheSettings;
+///
+/// let settings = CacheSettings::new(
+///     NonZeroUsize::new(50_000).expect("not zero"),
+///     NonZeroU64::new(64 << 20).expect("not zero"),
+/// );
+/// assert_eq!(settings.max_entries(), 50_000);
+/// assert_eq!(CacheSettings::default().max_bytes(), 16 << 20);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    max_entries: std::num::NonZeroUsize,
+    max_bytes: std::num::NonZeroU64,
+}
+
+impl CacheSettings {
+    /// The default `max_entries`: 10,000 decisions.
+    pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+    /// The default `max_bytes`: 16 MiB.
+    pub const DEFAULT_MAX_BYTES: u64 = 16 << 20;
+
+    /// A cache of at most `max_entries` decisions and `max_bytes` bytes.
+    pub fn new(max_entries: std::num::NonZeroUsize, max_bytes: std::num::NonZeroU64) -> Self {
+        Self {
+            max_entries,
+            max_bytes,
+        }
+    }
+
+    /// The most decisions the cache holds.
+    pub fn max_entries(&self) -> usize {
+        self.max_entries.get()
+    }
+
+    /// The most bytes (tokens and decisions, estimated) the cache holds.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes.get()
+    }
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            max_entries: std::num::NonZeroUsize::new(Self::DEFAULT_MAX_ENTRIES)
+                .unwrap_or(std::num::NonZeroUsize::MIN),
+            max_bytes: std::num::NonZeroU64::new(Self::DEFAULT_MAX_BYTES)
+                .unwrap_or(std::num::NonZeroU64::MIN),
+        }
+    }
+}
+
 /// A validated policy, ready to be compiled into a [`PolicyEngine`](crate::PolicyEngine).
 ///
 /// Made by [`Policy::from_file`] or [`Policy::from_toml`]; it cannot be built half-way.
@@ -433,6 +491,8 @@ pub struct Policy {
     pub(crate) routes: Vec<Route>,
     pub(crate) forward: Vec<ForwardHeader>,
     pub(crate) remote_keys: crate::jwks::RemoteSettings,
+    /// `[cache]`: `None` when decisions are not cached.
+    pub(crate) cache: Option<CacheSettings>,
     pub(crate) warnings: Vec<Diagnostic>,
     /// See [`Policy::revision`].
     pub(crate) revision: String,
@@ -476,6 +536,11 @@ impl Policy {
     /// How remote keys are fetched and cached (`[remote_keys]`).
     pub fn remote_keys(&self) -> &crate::jwks::RemoteSettings {
         &self.remote_keys
+    }
+
+    /// The bounds of the verified-decision cache, when the policy's `[cache]` enables it.
+    pub fn cache(&self) -> Option<CacheSettings> {
+        self.cache
     }
 
     /// What a request with this method and URI (path and query, as a proxy forwards it)

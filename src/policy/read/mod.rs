@@ -6,6 +6,7 @@
 //! Reading goes on after an error, so one run reports everything.
 
 mod audience;
+mod cache;
 mod claims;
 mod client_id;
 mod forward;
@@ -34,6 +35,7 @@ use crate::policy::reader::{Located, Reader, Value};
 use crate::policy::syntax;
 
 use audience::read_audience;
+use cache::read_cache;
 use claims::read_claims;
 use client_id::{IdPosition, read_id_rule};
 use forward::read_forward;
@@ -307,6 +309,10 @@ fn read_policy(
         Some(v) => read_remote_keys(r, v),
         None => Some(crate::jwks::RemoteSettings::default()),
     };
+    let cache = match t.get("cache") {
+        Some(v) => read_cache(r, v),
+        None => Some(None),
+    };
     let routes = match t.get("routes") {
         Some(v) => read_routes(r, v, rules.as_deref()),
         None => Some(Vec::new()),
@@ -370,6 +376,7 @@ fn read_policy(
         routes: routes?,
         forward: forward?,
         remote_keys: remote_keys?,
+        cache: cache?,
         warnings: Vec::new(),
         revision: String::new(),
         files: Vec::new(),
