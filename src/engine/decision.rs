@@ -1,10 +1,11 @@
 //! Decisions: a verdict, who the token speaks for, and every check with its outcome.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
+use super::evaluate::Replay;
 use crate::text::{escape, is_deceptive};
 
 /// Allow or deny. Exhaustive on purpose: callers handle both.
@@ -290,46 +291,105 @@ impl Claims {
     }
 }
 
-/// The answer for one token: a value, never an error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub(crate) verdict: Verdict,
-    pub(crate) principal: Principal,
-    pub(crate) checks: Vec<Check>,
+/// The answer for one token: a value, never an error. Cheap to clone (one reference count).
+///
+/// A decision is made without the texts of its checks; [`Decision::checks`], [`Decision::explain`],
+/// [`Decision::to_json`] and the verified [`Decision::claims`] are written the first time one of
+/// them is asked for (then kept).
+#[derive(Clone)]
+pub struct Decision(Arc<Data>);
+
+struct Data {
+    verdict: Verdict,
+    principal: Principal,
+    /// The reason of each failed check, in check order.
+    failed: Vec<Reason>,
     /// The scopes the request needed: the policy's, then the requirement's.
-    pub(crate) required_scopes: Vec<String>,
-    /// The verified claims, on allow only.
-    pub(crate) claims: Option<Claims>,
-    pub(crate) policy_revision: Arc<str>,
+    required_scopes: Vec<String>,
+    policy_revision: Arc<str>,
+    /// Every check with its texts, once written.
+    checks: OnceLock<Vec<Check>>,
+    /// The verified claims (on allow only), once read.
+    claims: OnceLock<Option<Claims>>,
+    /// How to write the checks and the claims, for a decision made by an evaluation.
+    replay: Option<Replay>,
 }
 
 impl Decision {
+    /// A decision made by an evaluation, whose texts and claims `replay` writes when asked.
+    pub(crate) fn replayed(
+        verdict: Verdict,
+        principal: Principal,
+        failed: Vec<Reason>,
+        required_scopes: Vec<String>,
+        policy_revision: Arc<str>,
+        replay: Replay,
+    ) -> Self {
+        Self(Arc::new(Data {
+            verdict,
+            principal,
+            failed,
+            required_scopes,
+            policy_revision,
+            checks: OnceLock::new(),
+            claims: OnceLock::new(),
+            replay: Some(replay),
+        }))
+    }
+
+    /// A decision whose checks are already written.
+    pub(crate) fn with_checks(
+        verdict: Verdict,
+        principal: Principal,
+        checks: Vec<Check>,
+        required_scopes: Vec<String>,
+        claims: Option<Claims>,
+        policy_revision: Arc<str>,
+    ) -> Self {
+        Self(Arc::new(Data {
+            verdict,
+            principal,
+            failed: checks.iter().filter_map(Check::reason).collect(),
+            required_scopes,
+            policy_revision,
+            checks: OnceLock::from(checks),
+            claims: OnceLock::from(claims),
+            replay: None,
+        }))
+    }
+
     /// The verified claims, when the token is allowed; `None` on deny (a denied token's claims
     /// are not to be acted on, even where its signature verified).
     pub fn claims(&self) -> Option<&Claims> {
-        self.claims.as_ref()
+        let data = &*self.0;
+        data.claims
+            .get_or_init(|| match (data.verdict, &data.replay) {
+                (Verdict::Allow, Some(replay)) => replay.payload().map(Claims::new),
+                _ => None,
+            })
+            .as_ref()
     }
 
     /// Every scope this request needed (the policy's `[scopes] required`, then those of the
     /// route or [`Requirement`](crate::Requirement)), in that order: what an
     /// `insufficient_scope` challenge names.
     pub fn required_scopes(&self) -> &[String] {
-        &self.required_scopes
+        &self.0.required_scopes
     }
 
     /// The [revision](crate::Policy::revision) of the policy that decided.
     pub fn policy_revision(&self) -> &str {
-        &self.policy_revision
+        &self.0.policy_revision
     }
 
     /// Allow or deny.
     pub fn verdict(&self) -> Verdict {
-        self.verdict
+        self.0.verdict
     }
 
     /// Whether the token may pass.
     pub fn is_allowed(&self) -> bool {
-        self.verdict == Verdict::Allow
+        self.0.verdict == Verdict::Allow
     }
 
     /// The deciding reason: the first failed check's in check order that says the token is not
@@ -338,7 +398,7 @@ impl Decision {
     /// when allowed.
     pub fn reason(&self) -> Option<Reason> {
         let mut permission = None;
-        for reason in self.checks.iter().filter_map(Check::reason) {
+        for reason in self.0.failed.iter().copied() {
             if !reason.is_permission() {
                 return Some(reason);
             }
@@ -350,7 +410,7 @@ impl Decision {
     /// The reason of every failed check, in check order, each code once.
     pub fn reasons(&self) -> Vec<Reason> {
         let mut reasons: Vec<Reason> = Vec::new();
-        for reason in self.checks.iter().filter_map(Check::reason) {
+        for reason in self.0.failed.iter().copied() {
             // At most one per reason code (a few dozen): the list stays tiny.
             if !reasons.contains(&reason) {
                 reasons.push(reason);
@@ -361,17 +421,21 @@ impl Decision {
 
     /// Who the token speaks for.
     pub fn principal(&self) -> &Principal {
-        &self.principal
+        &self.0.principal
     }
 
     /// Every check, in the order they are made.
     pub fn checks(&self) -> &[Check] {
-        &self.checks
+        let data = &*self.0;
+        data.checks.get_or_init(|| match &data.replay {
+            Some(replay) => replay.checks(),
+            None => Vec::new(),
+        })
     }
 
     /// The failed checks.
     pub fn failures(&self) -> impl Iterator<Item = &Check> {
-        self.checks.iter().filter(|c| c.reason().is_some())
+        self.checks().iter().filter(|c| c.reason().is_some())
     }
 
     /// The decision as one line of JSON with the stable field names (see the README).
@@ -399,7 +463,7 @@ impl Decision {
             checks: Vec<JsonCheck<'a>>,
         }
         let checks = self
-            .checks
+            .checks()
             .iter()
             .map(|c| {
                 let (outcome, reason, expected, observed) = match &c.outcome {
@@ -427,11 +491,11 @@ impl Decision {
             })
             .collect();
         let json = JsonDecision {
-            verdict: self.verdict,
+            verdict: self.verdict(),
             reason: self.reason(),
             reasons: self.reasons(),
-            principal: &self.principal,
-            policy_revision: &self.policy_revision,
+            principal: self.principal(),
+            policy_revision: self.policy_revision(),
             checks,
         };
         // Serializing strings, numbers and unit enums into a String cannot fail.
@@ -453,7 +517,7 @@ impl Decision {
                 reason.http_status()
             ),
         };
-        let p = &self.principal;
+        let p = self.principal();
         let client = match (&p.client_id, &p.client_id_source) {
             (Some(id), Some(source)) => Some(format!("{id} (from `{source}`)")),
             _ => None,
@@ -476,7 +540,7 @@ impl Decision {
             out.push_str(&format!("  {}\n", who.join(", ")));
         }
         if let Some(audience) = self
-            .checks
+            .checks()
             .iter()
             .find(|c| &*c.rule == "audience" && c.outcome == Outcome::Passed)
         {
@@ -495,7 +559,8 @@ impl Decision {
                 ));
             }
         }
-        let count = |o: fn(&Outcome) -> bool| self.checks.iter().filter(|c| o(&c.outcome)).count();
+        let count =
+            |o: fn(&Outcome) -> bool| self.checks().iter().filter(|c| o(&c.outcome)).count();
         let passed = count(|o| matches!(o, Outcome::Passed));
         let failed = count(|o| matches!(o, Outcome::Failed { .. }));
         let skipped = count(|o| matches!(o, Outcome::NotEvaluated));
@@ -503,7 +568,7 @@ impl Decision {
             "  checks: {passed} passed, {failed} failed, {skipped} not evaluated"
         ));
         if let Some(first) = self
-            .checks
+            .checks()
             .iter()
             .find(|c| c.outcome == Outcome::NotEvaluated)
         {
@@ -511,6 +576,32 @@ impl Decision {
         }
         out.push('\n');
         out
+    }
+}
+
+impl PartialEq for Decision {
+    fn eq(&self, other: &Self) -> bool {
+        self.verdict() == other.verdict()
+            && self.principal() == other.principal()
+            && self.checks() == other.checks()
+            && self.required_scopes() == other.required_scopes()
+            && self.claims() == other.claims()
+            && self.policy_revision() == other.policy_revision()
+    }
+}
+
+impl Eq for Decision {}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("verdict", &self.verdict())
+            .field("principal", self.principal())
+            .field("checks", &self.checks())
+            .field("required_scopes", &self.required_scopes())
+            .field("claims", &self.claims())
+            .field("policy_revision", &self.policy_revision())
+            .finish()
     }
 }
 

@@ -6,9 +6,9 @@
 
 use std::collections::HashSet;
 
-use crate::engine::Failure;
 use crate::engine::claims::{show, values};
 use crate::engine::decision::Reason;
+use crate::engine::{Failure, Texts};
 use crate::json::Object;
 use crate::policy::ScopeRules;
 use crate::text::quote;
@@ -22,6 +22,7 @@ pub(crate) fn granted<'a>(
     rules: &ScopeRules,
     strict: bool,
     skipped: &mut Vec<String>,
+    t: Texts,
 ) -> Result<Vec<&'a str>, Failure> {
     let mut out: Vec<&str> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
@@ -32,16 +33,17 @@ pub(crate) fn granted<'a>(
         let list = match values(value, *format) {
             Ok(list) => list,
             Err(why) if !strict => {
-                skipped.push(format!("`{claim}` {why}"));
+                skipped.push(t.text(|| format!("`{claim}` {why}")));
                 continue;
             }
             Err(why) => {
-                return Err(Failure {
-                    reason: Reason::InvalidClaim,
-                    expected: format!("`{claim}` as {}", format.as_str()),
-                    observed: show(value),
-                    detail: format!("`{claim}` {why}"),
-                });
+                return Err(Failure::new(t, Reason::InvalidClaim, || {
+                    (
+                        format!("`{claim}` as {}", format.as_str()),
+                        show(value),
+                        format!("`{claim}` {why}"),
+                    )
+                }));
             }
         };
         out.extend(list.into_iter().filter(|scope| seen.insert(scope)));
@@ -50,7 +52,7 @@ pub(crate) fn granted<'a>(
 }
 
 /// Checks that every required scope (the policy's and the request's) is granted.
-pub(crate) fn check(granted: &[&str], required: &[&str]) -> Result<String, Failure> {
+pub(crate) fn check(granted: &[&str], required: &[&str], t: Texts) -> Result<String, Failure> {
     let have: HashSet<&str> = match required {
         [] => HashSet::new(),
         _ => granted.iter().copied().collect(),
@@ -61,17 +63,18 @@ pub(crate) fn check(granted: &[&str], required: &[&str]) -> Result<String, Failu
         .filter(|s| !have.contains(s))
         .collect();
     if missing.is_empty() {
-        return Ok(match required {
+        return Ok(t.text(|| match required {
             [] => format!("granted {} (none required)", list(granted)),
             req => format!("required {} granted", list(req)),
-        });
+        }));
     }
-    Err(Failure {
-        reason: Reason::InsufficientScope,
-        expected: format!("scopes {}", list(required)),
-        observed: format!("granted {}", list(granted)),
-        detail: format!("missing {}", list(&missing)),
-    })
+    Err(Failure::new(t, Reason::InsufficientScope, || {
+        (
+            format!("scopes {}", list(required)),
+            format!("granted {}", list(granted)),
+            format!("missing {}", list(&missing)),
+        )
+    }))
 }
 
 /// Scopes for a message: quoted, at most 20 of them.

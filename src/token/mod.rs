@@ -114,8 +114,6 @@ pub(crate) struct UnverifiedToken<'t> {
     signature: &'t str,
     header: Header,
     claims: Object,
-    /// The payload's JSON text (checked UTF-8 and strict by the parse into `claims`).
-    payload: Vec<u8>,
 }
 
 /// The header parameters the engine uses, type-checked, plus the whole header.
@@ -135,7 +133,6 @@ pub(crate) struct Header {
 pub(crate) struct VerifiedToken {
     header: Object,
     claims: Object,
-    payload: Vec<u8>,
 }
 
 impl VerifiedToken {
@@ -147,13 +144,6 @@ impl VerifiedToken {
     /// The verified header.
     pub(crate) fn header(&self) -> &Object {
         &self.header
-    }
-
-    /// The verified payload as JSON text.
-    pub(crate) fn into_payload(self) -> String {
-        // The payload parsed as strict UTF-8 JSON, so this never replaces anything.
-        String::from_utf8(self.payload)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
@@ -174,9 +164,26 @@ impl<'t> UnverifiedToken<'t> {
             .then_some(VerifiedToken {
                 header: self.header.object,
                 claims: self.claims,
-                payload: self.payload,
             })
     }
+
+    /// The outcome an earlier [`UnverifiedToken::verify`] of this same token with the same key
+    /// had, recorded by the decision it made: used only to write that decision's texts again,
+    /// never to decide.
+    pub(crate) fn verified_as_recorded(self, verified: bool) -> Option<VerifiedToken> {
+        verified.then_some(VerifiedToken {
+            header: self.header.object,
+            claims: self.claims,
+        })
+    }
+}
+
+/// The payload's JSON text of a token that decoded (and so whose payload is canonical base64url
+/// of strict UTF-8 JSON); `None` for anything else.
+pub(crate) fn payload_text(token: &[u8]) -> Option<String> {
+    let payload = token.split(|b| *b == b'.').nth(1)?;
+    let bytes = BASE64URL.decode(payload).ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// Decodes `token` strictly, rejecting anything over `max_bytes` before looking at it.
@@ -225,7 +232,6 @@ pub(crate) fn decode(token: &[u8], max_bytes: usize) -> Result<UnverifiedToken<'
         signature,
         header,
         claims,
-        payload: payload_bytes,
     })
 }
 
