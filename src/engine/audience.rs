@@ -36,7 +36,7 @@ fn string_or_array<'a>(
     }
 }
 
-fn audiences(claims: &Object, t: Texts) -> Result<Vec<&str>, Failure> {
+fn audiences<'a>(claims: &'a Object, t: Texts) -> Result<Vec<&'a str>, Failure> {
     string_or_array(claims, "aud", t)?.ok_or_else(|| {
         Failure::new(t, Reason::MissingClaim, || {
             (
@@ -48,7 +48,7 @@ fn audiences(claims: &Object, t: Texts) -> Result<Vec<&str>, Failure> {
     })
 }
 
-fn resources(claims: &Object, t: Texts) -> Result<Option<Vec<&str>>, Failure> {
+fn resources<'a>(claims: &'a Object, t: Texts) -> Result<Option<Vec<&'a str>>, Failure> {
     string_or_array(claims, "resource", t)
 }
 

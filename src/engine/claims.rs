@@ -10,7 +10,7 @@ use crate::policy::{ClaimPath, ClaimTest, Condition, Constraint, JsonType, Liter
 use crate::text::quote;
 
 /// The value at `path`, if every step is an object member.
-pub(crate) fn lookup<'a>(claims: &'a Object, path: &ClaimPath) -> Option<&'a Json> {
+pub(crate) fn lookup<'a>(claims: &'a Object, path: &ClaimPath) -> Option<&'a Json<'a>> {
     let mut segments = path.segments().iter();
     let first = segments.next()?;
     let mut value = claims.get(first)?;
@@ -75,7 +75,7 @@ pub(crate) fn values<'a>(value: &'a Json, format: ValueFormat) -> Result<Vec<&'a
 
 /// [`values`] as a set, so that testing many policy values against many claim values stays
 /// linear in the claim (std's hasher is randomly keyed: a token cannot choose colliding values).
-fn value_set(value: &Json, format: ValueFormat) -> Result<HashSet<&str>, String> {
+fn value_set<'a>(value: &'a Json, format: ValueFormat) -> Result<HashSet<&'a str>, String> {
     values(value, format).map(|list| list.into_iter().collect())
 }
 
@@ -308,7 +308,7 @@ fn evaluate<'a>(claims: &'a Object, c: &Constraint, t: Texts) -> Evaluated<'a> {
 /// if a test did not hold, whether it was undecided and what it expected.
 enum Evaluated<'a> {
     Absent(bool),
-    Present(&'a Json, Option<(bool, String)>),
+    Present(&'a Json<'a>, Option<(bool, String)>),
 }
 
 /// Checks one constraint of `[claims]`. On success, says what held. A test that does not hold,

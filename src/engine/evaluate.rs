@@ -260,7 +260,8 @@ impl<'e> Run<'e> {
 
     fn token(&mut self, token: &[u8], now: UnixTime, keys: &KeyLookup<'_>) {
         let limit = self.inner.policy.max_token_bytes;
-        let unverified = match token::decode(token, limit) {
+        let mut buffer = Vec::new();
+        let unverified = match token::decode(token, limit, &mut buffer) {
             Ok(t) => t,
             Err(TokenError::TooLarge { size, limit }) => {
                 self.fail(CheckKind::Size, Reason::TokenTooLarge, || {
@@ -397,15 +398,15 @@ impl<'e> Run<'e> {
         }
     }
 
-    fn key_and_signature(
+    fn key_and_signature<'t>(
         &mut self,
-        token: UnverifiedToken<'_>,
+        token: UnverifiedToken<'t>,
         index: usize,
         issuer: &CompiledIssuer,
         alg: crate::algorithm::Algorithm,
         crit_ok: bool,
         keys: &KeyLookup<'_>,
-    ) -> Option<VerifiedToken> {
+    ) -> Option<VerifiedToken<'t>> {
         let kid = token.header().kid.as_deref();
         if kid.is_none() && self.inner.policy.header.kid == Presence::Required {
             self.fail(CheckKind::Key, Reason::KeyNotFound, || {

@@ -11,6 +11,7 @@
 //! The parser keeps its own stack of open containers on the heap instead of
 //! recursing, so no input can overflow the call stack while parsing.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -21,33 +22,36 @@ const LINEAR_SCAN_LIMIT: usize = 16;
 /// A JSON value.
 ///
 /// Equality is structural; numbers compare by their source text (`1` != `1.0`).
+///
+/// Strings and numbers borrow from the parsed text (a string with an escape is unescaped into
+/// its own copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Json {
+pub(crate) enum Json<'a> {
     /// `null`.
     Null,
     /// `true` or `false`.
     Bool(bool),
     /// A number, kept as its exact source text.
-    Number(Number),
+    Number(Number<'a>),
     /// A string, unescaped.
-    String(Box<str>),
+    String(Cow<'a, str>),
     /// An array.
-    Array(Vec<Json>),
+    Array(Vec<Json<'a>>),
     /// An object.
-    Object(Object),
+    Object(Object<'a>),
 }
 
 /// A JSON object: its members in source order. No two members have the same
 /// name (compared after unescaping); the parser guarantees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Object {
+pub(crate) struct Object<'a> {
     /// Name and value of each member, in source order.
-    members: Vec<(Box<str>, Json)>,
+    members: Vec<(Cow<'a, str>, Json<'a>)>,
 }
 
-impl Object {
+impl<'a> Object<'a> {
     /// The value of the member called `name`, if there is one.
-    pub(crate) fn get(&self, name: &str) -> Option<&Json> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Json<'a>> {
         self.members
             .iter()
             .find(|(member, _)| &**member == name)
@@ -56,7 +60,7 @@ impl Object {
 
     #[cfg(test)]
     /// The members, as `(name, value)` pairs in source order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Json)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Json<'a>)> {
         self.members.iter().map(|(name, value)| (&**name, value))
     }
 
@@ -74,16 +78,16 @@ impl Object {
 
 /// A JSON number, holding its exact source text (validated against the RFC 8259 grammar).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Number(Box<str>);
+pub(crate) struct Number<'a>(&'a str);
 
-impl Number {
+impl<'a> Number<'a> {
     /// The number's exact source text, e.g. `1e400` or `-0.50`.
-    pub(crate) fn as_str(&self) -> &str {
-        &self.0
+    pub(crate) fn as_str(&self) -> &'a str {
+        self.0
     }
 }
 
-impl Json {
+impl<'a> Json<'a> {
     /// The string, if this value is a string.
     pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
@@ -93,7 +97,7 @@ impl Json {
     }
 
     /// The object, if this value is an object.
-    pub(crate) fn as_object(&self) -> Option<&Object> {
+    pub(crate) fn as_object(&self) -> Option<&Object<'a>> {
         match self {
             Json::Object(o) => Some(o),
             _ => None,
@@ -102,7 +106,7 @@ impl Json {
 
     #[cfg(test)]
     /// The elements, if this value is an array.
-    pub(crate) fn as_array(&self) -> Option<&[Json]> {
+    pub(crate) fn as_array(&self) -> Option<&[Json<'a>]> {
         match self {
             Json::Array(a) => Some(a),
             _ => None,
@@ -240,7 +244,7 @@ impl std::error::Error for JsonError {}
 /// The input must be UTF-8 without a byte order mark; duplicate member names
 /// (after unescaping) are rejected in every object; arrays and objects may nest
 /// at most `max_depth` levels, the top-level object being level 1.
-pub(crate) fn parse_object(bytes: &[u8], max_depth: usize) -> Result<Object, JsonError> {
+pub(crate) fn parse_object(bytes: &[u8], max_depth: usize) -> Result<Object<'_>, JsonError> {
     let text = std::str::from_utf8(bytes).map_err(|e| JsonError {
         kind: JsonErrorKind::InvalidUtf8,
         offset: e.valid_up_to(),
@@ -316,14 +320,14 @@ fn is_number(t: &[u8]) -> bool {
 
 /// The members of an object being parsed, with a duplicate check that is a
 /// linear scan for small objects and a hash lookup for large ones.
-struct Members {
+struct Members<'a> {
     /// Members so far, in source order.
-    members: Vec<(Box<str>, Json)>,
+    members: Vec<(Cow<'a, str>, Json<'a>)>,
     /// The names in `members`, once there are more than [`LINEAR_SCAN_LIMIT`].
-    names: Option<HashSet<Box<str>>>,
+    names: Option<HashSet<Cow<'a, str>>>,
 }
 
-impl Members {
+impl<'a> Members<'a> {
     /// No members yet.
     fn new() -> Self {
         Members {
@@ -341,11 +345,11 @@ impl Members {
     }
 
     /// Adds a member whose name is known not to be present.
-    fn push(&mut self, name: Box<str>, value: Json) {
+    fn push(&mut self, name: Cow<'a, str>, value: Json<'a>) {
         if let Some(names) = &mut self.names {
             names.insert(name.clone());
         } else if self.members.len() >= LINEAR_SCAN_LIMIT {
-            let mut names: HashSet<Box<str>> = self
+            let mut names: HashSet<Cow<'a, str>> = self
                 .members
                 .iter()
                 .map(|(member, _)| member.clone())
@@ -357,7 +361,7 @@ impl Members {
     }
 
     /// The finished object.
-    fn finish(self) -> Object {
+    fn finish(self) -> Object<'a> {
         Object {
             members: self.members,
         }
@@ -365,16 +369,16 @@ impl Members {
 }
 
 /// An array or object that has been opened and not yet closed.
-enum Frame {
+enum Frame<'a> {
     /// An array and its elements so far.
-    Array(Vec<Json>),
+    Array(Vec<Json<'a>>),
     /// An object, its members so far, and the name of the member whose value
     /// is being parsed.
     Object {
         /// Members so far.
-        members: Members,
+        members: Members<'a>,
         /// Name of the member whose value comes next.
-        name: Box<str>,
+        name: Cow<'a, str>,
     },
 }
 
@@ -390,7 +394,7 @@ struct Parser<'a> {
     max_depth: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     /// An error of `kind` at `offset`.
     fn error(&self, kind: JsonErrorKind, offset: usize) -> JsonError {
         JsonError { kind, offset }
@@ -434,8 +438,8 @@ impl Parser<'_> {
 
     /// Parses one value starting at the current position (after whitespace),
     /// iteratively: open containers live in `stack`, not on the call stack.
-    fn parse_value(&mut self) -> Result<Json, JsonError> {
-        let mut stack: Vec<Frame> = Vec::new();
+    fn parse_value(&mut self) -> Result<Json<'a>, JsonError> {
+        let mut stack: Vec<Frame<'a>> = Vec::new();
         'value: loop {
             self.skip_whitespace();
             let mut value = match self.peek() {
@@ -461,7 +465,7 @@ impl Parser<'_> {
                         continue 'value;
                     }
                 }
-                Some(b'"') => Json::String(self.parse_string()?.into_boxed_str()),
+                Some(b'"') => Json::String(self.parse_string()?),
                 Some(b) if is_token_byte(b) => self.parse_token()?,
                 _ => return Err(self.unexpected()),
             };
@@ -512,14 +516,14 @@ impl Parser<'_> {
 
     /// Parses a member name and the `:` after it, rejecting a name already in
     /// `members`.
-    fn parse_member_name(&mut self, members: &Members) -> Result<Box<str>, JsonError> {
+    fn parse_member_name(&mut self, members: &Members<'a>) -> Result<Cow<'a, str>, JsonError> {
         if self.peek() != Some(b'"') {
             return Err(self.unexpected());
         }
         let start = self.pos;
-        let name = self.parse_string()?.into_boxed_str();
+        let name = self.parse_string()?;
         if members.contains(&name) {
-            return Err(self.error(JsonErrorKind::DuplicateMember(name), start));
+            return Err(self.error(JsonErrorKind::DuplicateMember(name.into()), start));
         }
         self.skip_whitespace();
         if self.peek() != Some(b':') {
@@ -531,12 +535,12 @@ impl Parser<'_> {
 
     /// Parses a bare token at the current position: `true`, `false`, `null` or
     /// a number.
-    fn parse_token(&mut self) -> Result<Json, JsonError> {
+    fn parse_token(&mut self) -> Result<Json<'a>, JsonError> {
         let start = self.pos;
         let rest = self.bytes.get(start..).unwrap_or_default();
         let len = rest.iter().take_while(|b| is_token_byte(**b)).count();
         let token = rest.get(..len).unwrap_or_default();
-        let (literal, value): (&[u8], Json) = match token.first() {
+        let (literal, value): (&[u8], Json<'a>) = match token.first() {
             Some(b't') => (b"true", Json::Bool(true)),
             Some(b'f') => (b"false", Json::Bool(false)),
             Some(b'n') => (b"null", Json::Null),
@@ -549,7 +553,7 @@ impl Parser<'_> {
                     .get(start..start + len)
                     .ok_or_else(|| self.error(JsonErrorKind::InvalidNumber, start))?;
                 self.pos = start + len;
-                return Ok(Json::Number(Number(text.into())));
+                return Ok(Json::Number(Number(text)));
             }
         };
         if token == literal {
@@ -567,9 +571,9 @@ impl Parser<'_> {
 
     /// Parses a string starting at the opening quote at the current position,
     /// returning it unescaped.
-    fn parse_string(&mut self) -> Result<String, JsonError> {
+    fn parse_string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.pos += 1;
-        let mut out = String::new();
+        let mut out: Cow<'a, str> = Cow::Borrowed("");
         loop {
             let run_start = self.pos;
             let run = self
@@ -586,13 +590,21 @@ impl Parser<'_> {
                 .text
                 .get(run_start..self.pos)
                 .ok_or_else(|| self.error(JsonErrorKind::InvalidUtf8, run_start))?;
-            out.push_str(text);
+            // Borrowed until an escape needs a copy to write the unescaped text into.
+            if out.is_empty() {
+                out = Cow::Borrowed(text);
+            } else {
+                out.to_mut().push_str(text);
+            }
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
                     return Ok(out);
                 }
-                Some(b'\\') => out.push(self.parse_escape()?),
+                Some(b'\\') => {
+                    let c = self.parse_escape()?;
+                    out.to_mut().push(c);
+                }
                 Some(_) => return Err(self.error(JsonErrorKind::ControlCharacter, self.pos)),
                 None => return Err(self.unexpected()),
             }
@@ -678,7 +690,7 @@ mod tests {
 
     const DEPTH: usize = 64;
 
-    fn parse(input: &str) -> Result<Object, JsonError> {
+    fn parse(input: &str) -> Result<Object<'_>, JsonError> {
         parse_object(input.as_bytes(), DEPTH)
     }
 
@@ -697,8 +709,8 @@ mod tests {
         );
     }
 
-    fn number(text: &str) -> Json {
-        Json::Number(Number(text.into()))
+    fn number(text: &str) -> Json<'_> {
+        Json::Number(Number(text))
     }
 
     #[test]
