@@ -440,69 +440,91 @@ impl Decision {
 
     /// The decision as one line of JSON with the stable field names (see the README).
     pub fn to_json(&self) -> String {
-        #[derive(Serialize)]
-        struct JsonCheck<'a> {
-            rule: &'a str,
-            outcome: &'static str,
-            detail: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            reason: Option<Reason>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            expected: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            observed: Option<&'a str>,
+        // Written directly (the fields in this fixed order) rather than through a serialized
+        // tree: this is on every logged decision.
+        let mut out = String::with_capacity(2048);
+        out.push_str(r#"{"verdict":"#);
+        string(&mut out, verdict_str(self.verdict()));
+        out.push_str(r#","reason":"#);
+        match self.reason() {
+            Some(reason) => string(&mut out, reason.as_str()),
+            None => out.push_str("null"),
         }
-        #[derive(Serialize)]
-        struct JsonDecision<'a> {
-            verdict: Verdict,
-            reason: Option<Reason>,
-            reasons: Vec<Reason>,
-            #[serde(flatten)]
-            principal: &'a Principal,
-            policy_revision: &'a str,
-            checks: Vec<JsonCheck<'a>>,
+        out.push_str(r#","reasons":["#);
+        for (i, reason) in self.reasons().iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            string(&mut out, reason.as_str());
         }
-        let checks = self
-            .checks()
-            .iter()
-            .map(|c| {
-                let (outcome, reason, expected, observed) = match &c.outcome {
-                    Outcome::Passed => ("passed", None, None, None),
-                    Outcome::NotEvaluated => ("not_evaluated", None, None, None),
-                    Outcome::Failed {
-                        reason,
-                        expected,
-                        observed,
-                    } => (
-                        "failed",
-                        Some(*reason),
-                        Some(expected.as_str()),
-                        Some(observed.as_str()),
-                    ),
-                };
-                JsonCheck {
-                    rule: &c.rule,
-                    outcome,
-                    detail: &c.detail,
-                    reason,
-                    expected,
-                    observed,
-                }
-            })
-            .collect();
-        let json = JsonDecision {
-            verdict: self.verdict(),
-            reason: self.reason(),
-            reasons: self.reasons(),
-            principal: self.principal(),
-            policy_revision: self.policy_revision(),
-            checks,
-        };
-        // Serializing strings, numbers and unit enums into a String cannot fail.
-        let text = serde_json::to_string(&json).unwrap_or_else(|_| {
-            r#"{"verdict":"deny","reason":"internal","reasons":["internal"]}"#.to_owned()
-        });
-        escape_deceptive(text)
+        out.push(']');
+        let p = self.principal();
+        for (name, value) in [
+            ("issuer", &p.issuer),
+            ("subject", &p.subject),
+            ("client_id", &p.client_id),
+            ("client_id_source", &p.client_id_source),
+            ("resource_client_id", &p.resource_client_id),
+            ("audience", &p.audience),
+            ("resource", &p.resource),
+        ] {
+            out.push(',');
+            string(&mut out, name);
+            out.push(':');
+            match value {
+                Some(value) => string(&mut out, value),
+                None => out.push_str("null"),
+            }
+        }
+        out.push_str(r#","scopes":["#);
+        for (i, scope) in p.scopes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            string(&mut out, scope);
+        }
+        out.push_str(r#"],"expires_at":"#);
+        match p.expires_at {
+            Some(at) => out.push_str(&at.to_string()),
+            None => out.push_str("null"),
+        }
+        out.push_str(r#","policy_revision":"#);
+        string(&mut out, self.policy_revision());
+        out.push_str(r#","checks":["#);
+        for (i, check) in self.checks().iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(r#"{"rule":"#);
+            string(&mut out, &check.rule);
+            out.push_str(r#","outcome":"#);
+            string(
+                &mut out,
+                match check.outcome {
+                    Outcome::Passed => "passed",
+                    Outcome::NotEvaluated => "not_evaluated",
+                    Outcome::Failed { .. } => "failed",
+                },
+            );
+            out.push_str(r#","detail":"#);
+            string(&mut out, &check.detail);
+            if let Outcome::Failed {
+                reason,
+                expected,
+                observed,
+            } = &check.outcome
+            {
+                out.push_str(r#","reason":"#);
+                string(&mut out, reason.as_str());
+                out.push_str(r#","expected":"#);
+                string(&mut out, expected);
+                out.push_str(r#","observed":"#);
+                string(&mut out, observed);
+            }
+            out.push('}');
+        }
+        out.push_str("]}");
+        out
     }
 
     /// The human explanation in a few lines: the verdict, who the token speaks for, which
@@ -611,20 +633,128 @@ impl fmt::Display for Decision {
     }
 }
 
-/// JSON text with the characters that reorder or break lines written as `\uXXXX` escapes: the
-/// same JSON value, but a log line that shows what it holds. These characters can only occur
-/// inside strings, where the escape means exactly the character.
-fn escape_deceptive(json: String) -> String {
-    if !json.chars().any(is_deceptive) {
-        return json;
+fn verdict_str(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Allow => "allow",
+        Verdict::Deny => "deny",
     }
-    let mut out = String::with_capacity(json.len() + 16);
-    for c in json.chars() {
-        if is_deceptive(c) {
+}
+
+/// Writes `value` as a JSON string: `"` and `\` escaped, control characters below U+0020 as
+/// `\b \f \n \r \t` or `\u00xx` (as `serde_json` writes them), and the characters that
+/// reorder or break lines ([`is_deceptive`]) as `\uXXXX` escapes: the same JSON value, but a
+/// log line that shows what it holds.
+fn string(out: &mut String, value: &str) {
+    out.push('"');
+    if value
+        .bytes()
+        .all(|b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
+    let mut plain = 0;
+    for (i, c) in value.char_indices() {
+        let escape = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            c if u32::from(c) < 0x20 || is_deceptive(c) => "",
+            _ => continue,
+        };
+        out.push_str(value.get(plain..i).unwrap_or_default());
+        plain = i + c.len_utf8();
+        if escape.is_empty() {
             out.push_str(&format!("\\u{:04x}", u32::from(c)));
         } else {
-            out.push(c);
+            out.push_str(escape);
         }
     }
-    out
+    out.push_str(value.get(plain..).unwrap_or_default());
+    out.push('"');
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A decision holding every kind of value `to_json` writes: each outcome, absent and present
+    /// principal fields, and strings with quotes, backslashes, control, deceptive and non-BMP
+    /// characters.
+    fn tricky() -> Decision {
+        let text = "a\"b\\c\u{1}\u{8}\u{c}\n\r\t\u{1f}\u{7f}/é\u{2028}\u{202e}😀";
+        Decision::with_checks(
+            Verdict::Deny,
+            Principal {
+                issuer: Some(text.into()),
+                subject: None,
+                client_id: Some("c".into()),
+                client_id_source: Some("client_id".into()),
+                resource_client_id: None,
+                audience: Some("https://a.example".into()),
+                resource: None,
+                scopes: vec!["read".into(), text.into()],
+                expires_at: Some(-17),
+            },
+            vec![
+                Check {
+                    rule: Arc::from("size"),
+                    outcome: Outcome::Passed,
+                    detail: "10 bytes".into(),
+                },
+                Check {
+                    rule: Arc::from("rule:x\u{2029}"),
+                    outcome: Outcome::Failed {
+                        reason: Reason::InsufficientPermission,
+                        expected: text.into(),
+                        observed: String::new(),
+                    },
+                    detail: text.into(),
+                },
+                Check {
+                    rule: Arc::from("exp"),
+                    outcome: Outcome::NotEvaluated,
+                    detail: "why".into(),
+                },
+                Check {
+                    rule: Arc::from("issuer"),
+                    outcome: Outcome::Failed {
+                        reason: Reason::UntrustedIssuer,
+                        expected: "e".into(),
+                        observed: "o".into(),
+                    },
+                    detail: "d".into(),
+                },
+            ],
+            vec!["s".into()],
+            None,
+            Arc::from("0123456789abcdef"),
+        )
+    }
+
+    #[test]
+    fn to_json_writes_every_field_with_json_escapes() {
+        let expected = r#"{"verdict":"deny","reason":"untrusted_issuer","reasons":["insufficient_permission","untrusted_issuer"],"issuer":"a\"b\\c\u0001\b\f\n\r\t\u001f/é\u2028\u202e😀","subject":null,"client_id":"c","client_id_source":"client_id","resource_client_id":null,"audience":"https://a.example","resource":null,"scopes":["read","a\"b\\c\u0001\b\f\n\r\t\u001f/é\u2028\u202e😀"],"expires_at":-17,"policy_revision":"0123456789abcdef","checks":[{"rule":"size","outcome":"passed","detail":"10 bytes"},{"rule":"rule:x\u2029","outcome":"failed","detail":"a\"b\\c\u0001\b\f\n\r\t\u001f/é\u2028\u202e😀","reason":"insufficient_permission","expected":"a\"b\\c\u0001\b\f\n\r\t\u001f/é\u2028\u202e😀","observed":""},{"rule":"exp","outcome":"not_evaluated","detail":"why"},{"rule":"issuer","outcome":"failed","detail":"d","reason":"untrusted_issuer","expected":"e","observed":"o"}]}"#;
+        let json = tricky().to_json();
+        assert_eq!(json.replace('\u{7f}', ""), expected);
+        assert!(json.contains('\u{7f}'));
+        let empty = Decision::with_checks(
+            Verdict::Allow,
+            Principal::default(),
+            Vec::new(),
+            Vec::new(),
+            None,
+            Arc::from("r"),
+        );
+        assert_eq!(
+            empty.to_json(),
+            r#"{"verdict":"allow","reason":null,"reasons":[],"issuer":null,"subject":null,"client_id":null,"client_id_source":null,"resource_client_id":null,"audience":null,"resource":null,"scopes":[],"expires_at":null,"policy_revision":"r","checks":[]}"#
+        );
+    }
 }
