@@ -1,8 +1,6 @@
 //! `aud` against the accepted alternatives, and the RFC 8707 `resource` claim.
 
-use std::collections::HashSet;
-
-use crate::engine::claims::{show, values};
+use crate::engine::claims::{Lookup, show, values};
 use crate::engine::decision::Reason;
 use crate::engine::{Failure, Texts};
 use crate::json::{Json, Object};
@@ -73,8 +71,8 @@ pub(crate) fn check(
     let resource = resources(claims, t).unwrap_or_default();
     // Each accepted value is looked up in a set of the token's, so the check stays linear in the
     // token when both lists are long (std's hasher is randomly keyed: no chosen collisions).
-    let aud_set: HashSet<&str> = aud.iter().copied().collect();
-    let resource_set: Option<HashSet<&str>> = resource.map(|r| r.into_iter().collect());
+    let aud_set = Lookup::new(&aud);
+    let resource_set: Option<Lookup<'_>> = resource.as_deref().map(Lookup::new);
     let mut matched: Option<&str> = None;
     let mut guard_failures = Vec::new();
     let mut failures = 0;

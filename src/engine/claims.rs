@@ -79,6 +79,34 @@ fn value_set<'a>(value: &'a Json, format: ValueFormat) -> Result<HashSet<&'a str
     values(value, format).map(|list| list.into_iter().collect())
 }
 
+/// Values tested for membership: a short list is scanned, a long one is hashed, so testing
+/// many values against many stays linear in the token (std's hasher is randomly keyed: a token
+/// cannot choose colliding values).
+pub(crate) enum Lookup<'a> {
+    Few(&'a [&'a str]),
+    Many(HashSet<&'a str>),
+}
+
+impl<'a> Lookup<'a> {
+    /// Up to this many values are scanned.
+    const FEW: usize = 8;
+
+    pub(crate) fn new(values: &'a [&'a str]) -> Self {
+        if values.len() <= Self::FEW {
+            Self::Few(values)
+        } else {
+            Self::Many(values.iter().copied().collect())
+        }
+    }
+
+    pub(crate) fn contains(&self, value: &str) -> bool {
+        match self {
+            Self::Few(values) => values.contains(&value),
+            Self::Many(values) => values.contains(value),
+        }
+    }
+}
+
 /// The type of a JSON value with its article, for messages: "an array", "a number", "null".
 pub(crate) fn a(value: &Json) -> &'static str {
     match value {

@@ -3,6 +3,7 @@
 //! Checks are recorded in a fixed order; the first failed one decides the reason. A check that
 //! cannot safely be made is recorded as not evaluated, with why.
 
+use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -259,9 +260,33 @@ impl<'e> Run<'e> {
     }
 
     fn token(&mut self, token: &[u8], now: UnixTime, keys: &KeyLookup<'_>) {
+        thread_local! {
+            /// What the header and payload decode into, reused by each evaluation on a thread.
+            static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        /// A buffer this large is not kept for the next token.
+        const KEPT: usize = 64 * 1024;
+        BUFFER.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buffer) => {
+                self.decode_into(token, now, keys, &mut buffer);
+                if buffer.capacity() > KEPT {
+                    *buffer = Vec::new();
+                }
+            }
+            // An evaluation inside another (a key source that evaluates): its own buffer.
+            Err(_) => self.decode_into(token, now, keys, &mut Vec::new()),
+        });
+    }
+
+    fn decode_into(
+        &mut self,
+        token: &[u8],
+        now: UnixTime,
+        keys: &KeyLookup<'_>,
+        buffer: &mut Vec<u8>,
+    ) {
         let limit = self.inner.policy.max_token_bytes;
-        let mut buffer = Vec::new();
-        let unverified = match token::decode(token, limit, &mut buffer) {
+        let unverified = match token::decode(token, limit, buffer) {
             Ok(t) => t,
             Err(TokenError::TooLarge { size, limit }) => {
                 self.fail(CheckKind::Size, Reason::TokenTooLarge, || {

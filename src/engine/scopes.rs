@@ -24,8 +24,10 @@ pub(crate) fn granted<'a>(
     skipped: &mut Vec<String>,
     t: Texts,
 ) -> Result<Vec<&'a str>, Failure> {
+    // Up to this many scopes, repeats are found by scanning what is kept; past it, by a set.
+    const FEW: usize = 8;
     let mut out: Vec<&str> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut seen: Option<HashSet<&str>> = None;
     for (claim, format) in &rules.claims {
         let Some(value) = claims.get(claim) else {
             continue;
@@ -46,7 +48,16 @@ pub(crate) fn granted<'a>(
                 }));
             }
         };
-        out.extend(list.into_iter().filter(|scope| seen.insert(scope)));
+        for scope in list {
+            let new = match &mut seen {
+                Some(seen) => seen.insert(scope),
+                None if out.len() < FEW => !out.contains(&scope),
+                None => seen.insert(out.iter().copied().collect()).insert(scope),
+            };
+            if new {
+                out.push(scope);
+            }
+        }
     }
     Ok(out)
 }
@@ -88,4 +99,32 @@ fn list(scopes: &[&str]) -> String {
         out.push(format!("… ({} in all)", scopes.len()));
     }
     out.join(", ")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::json::parse_object;
+    use crate::policy::ValueFormat;
+
+    #[test]
+    fn granted_scopes_keep_token_order_without_repeats_however_many() {
+        let rules = ScopeRules {
+            claims: vec![
+                ("scope".into(), ValueFormat::SpaceDelimited),
+                ("scp".into(), ValueFormat::Array),
+            ],
+            required: Vec::new(),
+        };
+        let json = br#"{"scope": "a b a c d e f g h b i j a k", "scp": ["k", "l", "c", "m", "l"]}"#;
+        let claims = parse_object(json, 8).unwrap();
+        let granted = granted(&claims, &rules, true, &mut Vec::new(), Texts(true)).unwrap();
+        assert_eq!(
+            granted,
+            [
+                "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m"
+            ]
+        );
+    }
 }

@@ -54,7 +54,7 @@ impl<'a> Object<'a> {
     pub(crate) fn get(&self, name: &str) -> Option<&Json<'a>> {
         self.members
             .iter()
-            .find(|(member, _)| &**member == name)
+            .find(|(member, _)| same_name(member, name))
             .map(|(_, value)| value)
     }
 
@@ -74,6 +74,13 @@ impl<'a> Object<'a> {
     pub(crate) fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
+}
+
+/// Whether two member names are equal. Most names differ in their length or first byte (JWT
+/// claim names are short, and many are three letters), which settles it without a call to
+/// compare the bytes.
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
 }
 
 /// A JSON number, holding its exact source text (validated against the RFC 8259 grammar).
@@ -331,7 +338,7 @@ impl<'a> Members<'a> {
     /// No members yet.
     fn new() -> Self {
         Members {
-            members: Vec::new(),
+            members: Vec::with_capacity(8),
             names: None,
         }
     }
@@ -340,7 +347,10 @@ impl<'a> Members<'a> {
     fn contains(&self, name: &str) -> bool {
         match &self.names {
             Some(names) => names.contains(name),
-            None => self.members.iter().any(|(member, _)| &**member == name),
+            None => self
+                .members
+                .iter()
+                .any(|(member, _)| same_name(member, name)),
         }
     }
 
@@ -439,7 +449,7 @@ impl<'a> Parser<'a> {
     /// Parses one value starting at the current position (after whitespace),
     /// iteratively: open containers live in `stack`, not on the call stack.
     fn parse_value(&mut self) -> Result<Json<'a>, JsonError> {
-        let mut stack: Vec<Frame<'a>> = Vec::new();
+        let mut stack: Vec<Frame<'a>> = Vec::with_capacity(4);
         'value: loop {
             self.skip_whitespace();
             let mut value = match self.peek() {
@@ -472,39 +482,48 @@ impl<'a> Parser<'a> {
             // `value` is complete: add it to the innermost open container, and
             // keep closing containers for as long as their closing bracket follows.
             loop {
-                let Some(frame) = stack.pop() else {
-                    return Ok(value);
-                };
                 self.skip_whitespace();
-                match frame {
-                    Frame::Array(mut items) => {
+                let next = self.peek();
+                match stack.last_mut() {
+                    None => return Ok(value),
+                    Some(Frame::Array(items)) => {
                         items.push(value);
-                        match self.peek() {
+                        match next {
                             Some(b',') => {
                                 self.pos += 1;
-                                stack.push(Frame::Array(items));
                                 continue 'value;
                             }
                             Some(b']') => {
                                 self.pos += 1;
-                                value = Json::Array(items);
+                                value = match stack.pop() {
+                                    Some(Frame::Array(items)) => Json::Array(items),
+                                    _ => return Err(self.unexpected()),
+                                };
                             }
                             _ => return Err(self.unexpected()),
                         }
                     }
-                    Frame::Object { mut members, name } => {
+                    Some(Frame::Object { members, name }) => {
+                        let name = std::mem::take(name);
                         members.push(name, value);
-                        match self.peek() {
+                        match next {
                             Some(b',') => {
                                 self.pos += 1;
                                 self.skip_whitespace();
-                                let name = self.parse_member_name(&members)?;
-                                stack.push(Frame::Object { members, name });
+                                let next_name = self.parse_member_name(members)?;
+                                if let Some(Frame::Object { name, .. }) = stack.last_mut() {
+                                    *name = next_name;
+                                }
                                 continue 'value;
                             }
                             Some(b'}') => {
                                 self.pos += 1;
-                                value = Json::Object(members.finish());
+                                value = match stack.pop() {
+                                    Some(Frame::Object { members, .. }) => {
+                                        Json::Object(members.finish())
+                                    }
+                                    _ => return Err(self.unexpected()),
+                                };
                             }
                             _ => return Err(self.unexpected()),
                         }
