@@ -13,6 +13,7 @@ use super::{
     CheckKind, CompiledIssuer, Failure, Inner, Step, Texts, UnixTime, audience, claims, client_id,
     header, scopes, time,
 };
+use crate::algorithm::Algorithm;
 use crate::json::{Json, Object};
 use crate::jwks::{KeyError, KeySet, SelectError};
 use crate::policy::{Audience, Presence, Requirement, Rule};
@@ -109,6 +110,83 @@ fn internal_checks(inner: &Inner) -> Vec<Check> {
             inner.policy.name
         ),
     }]
+}
+
+/// A decoded token at the key step: what going on from there needs.
+pub(crate) struct AtKeys<'t> {
+    token: UnverifiedToken<'t>,
+    index: usize,
+    alg: Algorithm,
+    crit_ok: bool,
+    /// The issuer whose keys to refresh, and the `kid` they lack (`None`: they were unavailable).
+    refresh: Refresh,
+}
+
+/// How the key step ended.
+enum KeyStep<'t> {
+    /// The signature verified: the claims are checked next.
+    Verified(VerifiedToken<'t>),
+    /// The token is denied at this step (recorded).
+    Stopped,
+    /// Paused for a refresh of the issuer's keys (nothing recorded).
+    Paused(AtKeys<'t>),
+}
+
+/// An evaluation paused at the key step, for its issuer's keys to be refreshed; the token is not
+/// decoded again when it goes on ([`resume`]).
+pub(crate) struct Paused<'e, 't> {
+    run: Run<'e>,
+    at_keys: AtKeys<'t>,
+}
+
+impl Paused<'_, '_> {
+    /// The issuer whose keys to refresh, and the `kid` they lack.
+    pub(crate) fn refresh(&self) -> &Refresh {
+        &self.at_keys.refresh
+    }
+}
+
+/// Like [`run`], but stops at the key step when the issuer's keys lack the token's `kid` or are
+/// unavailable, so that an async caller can refresh them and [`resume`]. The token is decoded
+/// into `buffer`.
+pub(crate) fn start<'e, 't>(
+    inner: &'e Arc<Inner>,
+    token: &'t [u8],
+    buffer: &'t mut Vec<u8>,
+    now: UnixTime,
+    requirement: &'e Requirement,
+    keys: &KeyLookup<'_>,
+) -> Result<Decision, Box<Paused<'e, 't>>> {
+    catch_unwind(AssertUnwindSafe(move || {
+        let mut run = Run::new(inner, requirement, None);
+        // Moved in (not reborrowed), so that what is decoded may outlive this closure.
+        let buffer = buffer;
+        match run.decode_into(token, now, keys, buffer, true) {
+            Some(at_keys) => Err(Box::new(Paused { run, at_keys })),
+            None => Ok(run.finish(inner, token, now).0),
+        }
+    }))
+    .unwrap_or_else(|_| Ok(internal(inner)))
+}
+
+/// Goes on with a [`Paused`] evaluation from its key step, with the keys `keys` gives.
+pub(crate) fn resume(
+    paused: Box<Paused<'_, '_>>,
+    inner: &Arc<Inner>,
+    token: &[u8],
+    now: UnixTime,
+    keys: &KeyLookup<'_>,
+) -> Decision {
+    catch_unwind(AssertUnwindSafe(|| {
+        let Paused { mut run, at_keys } = *paused;
+        let Some(issuer) = run.inner.issuers.get(at_keys.index) else {
+            return internal(inner);
+        };
+        // Never pauses again: a refresh is asked for once.
+        run.go_on_from_keys(at_keys, issuer, now, keys, false);
+        run.finish(inner, token, now).0
+    }))
+    .unwrap_or_else(|_| internal(inner))
 }
 
 struct Run<'e> {
@@ -268,23 +346,29 @@ impl<'e> Run<'e> {
         const KEPT: usize = 64 * 1024;
         BUFFER.with(|cell| match cell.try_borrow_mut() {
             Ok(mut buffer) => {
-                self.decode_into(token, now, keys, &mut buffer);
+                self.decode_into(token, now, keys, &mut buffer, false);
                 if buffer.capacity() > KEPT {
                     *buffer = Vec::new();
                 }
             }
             // An evaluation inside another (a key source that evaluates): its own buffer.
-            Err(_) => self.decode_into(token, now, keys, &mut Vec::new()),
+            Err(_) => {
+                self.decode_into(token, now, keys, &mut Vec::new(), false);
+            }
         });
     }
 
-    fn decode_into(
+    /// Decides about `token`, decoding it into `buffer`. With `pause`, stops at the key step
+    /// when the issuer's keys lack the token's `kid` or are unavailable (recording nothing of
+    /// that step), and returns what it needs to go on once they are refreshed.
+    fn decode_into<'t>(
         &mut self,
-        token: &[u8],
+        token: &'t [u8],
         now: UnixTime,
         keys: &KeyLookup<'_>,
-        buffer: &mut Vec<u8>,
-    ) {
+        buffer: &'t mut Vec<u8>,
+        pause: bool,
+    ) -> Option<AtKeys<'t>> {
         let limit = self.inner.policy.max_token_bytes;
         let unverified = match token::decode(token, limit, buffer) {
             Ok(t) => t,
@@ -296,7 +380,8 @@ impl<'e> Run<'e> {
                         "the token is too large to look at".into(),
                     )
                 });
-                return self.skip_from(CheckKind::Format, "the token is too large to decode");
+                self.skip_from(CheckKind::Format, "the token is too large to decode");
+                return None;
             }
             Err(e) => {
                 self.pass(CheckKind::Size, || {
@@ -310,7 +395,8 @@ impl<'e> Run<'e> {
                         problem,
                     )
                 });
-                return self.skip_from(CheckKind::Issuer, "the token could not be decoded");
+                self.skip_from(CheckKind::Issuer, "the token could not be decoded");
+                return None;
             }
         };
         self.pass(CheckKind::Size, || {
@@ -358,13 +444,36 @@ impl<'e> Run<'e> {
                 CheckKind::Key,
                 "no trusted issuer and allowed algorithm to choose a key for",
             );
-            return self.skip_from(CheckKind::Signature, "no key to verify the signature with");
+            self.skip_from(CheckKind::Signature, "no key to verify the signature with");
+            return None;
         };
-        let Some(verified) = self.key_and_signature(unverified, index, issuer, alg, crit_ok, keys)
-        else {
-            return;
+        let at_keys = AtKeys {
+            token: unverified,
+            index,
+            alg,
+            crit_ok,
+            refresh: (index, None),
         };
-        self.claims(&verified, now);
+        self.go_on_from_keys(at_keys, issuer, now, keys, pause)
+    }
+
+    /// Goes on from the key step.
+    fn go_on_from_keys<'t>(
+        &mut self,
+        at_keys: AtKeys<'t>,
+        issuer: &CompiledIssuer,
+        now: UnixTime,
+        keys: &KeyLookup<'_>,
+        pause: bool,
+    ) -> Option<AtKeys<'t>> {
+        match self.key_and_signature(at_keys, issuer, keys, pause) {
+            KeyStep::Verified(verified) => {
+                self.claims(&verified, now);
+                None
+            }
+            KeyStep::Stopped => None,
+            KeyStep::Paused(at_keys) => Some(at_keys),
+        }
     }
 
     /// Finds the issuer the token names (from its still-unverified `iss`, only to pick keys).
@@ -425,13 +534,18 @@ impl<'e> Run<'e> {
 
     fn key_and_signature<'t>(
         &mut self,
-        token: UnverifiedToken<'t>,
-        index: usize,
+        at_keys: AtKeys<'t>,
         issuer: &CompiledIssuer,
-        alg: crate::algorithm::Algorithm,
-        crit_ok: bool,
         keys: &KeyLookup<'_>,
-    ) -> Option<VerifiedToken<'t>> {
+        pause: bool,
+    ) -> KeyStep<'t> {
+        let AtKeys {
+            token,
+            index,
+            alg,
+            crit_ok,
+            ..
+        } = at_keys;
         let kid = token.header().kid.as_deref();
         if kid.is_none() && self.inner.policy.header.kid == Presence::Required {
             self.fail(CheckKind::Key, Reason::KeyNotFound, || {
@@ -442,7 +556,7 @@ impl<'e> Run<'e> {
                 )
             });
             self.skip_from(CheckKind::Signature, "no key to verify the signature with");
-            return None;
+            return KeyStep::Stopped;
         }
         let set = if alg.is_hmac() {
             Ok(issuer.secrets.clone())
@@ -455,6 +569,15 @@ impl<'e> Run<'e> {
             Ok(set) => set,
             Err(e) => {
                 if !alg.is_hmac() {
+                    if pause {
+                        return KeyStep::Paused(AtKeys {
+                            token,
+                            index,
+                            alg,
+                            crit_ok,
+                            refresh: (index, None),
+                        });
+                    }
                     self.refresh = Some((index, None));
                 }
                 self.fail(CheckKind::Key, Reason::KeysUnavailable, || {
@@ -465,7 +588,7 @@ impl<'e> Run<'e> {
                     )
                 });
                 self.skip_from(CheckKind::Signature, "no key to verify the signature with");
-                return None;
+                return KeyStep::Stopped;
             }
         };
         let key = match set.select(kid, alg, &issuer.algorithms) {
@@ -474,7 +597,17 @@ impl<'e> Run<'e> {
                 if let Some(kid) = kid
                     && !alg.is_hmac()
                 {
-                    self.refresh = Some((index, Some(kid.to_owned())));
+                    let refresh = (index, Some(kid.to_owned()));
+                    if pause {
+                        return KeyStep::Paused(AtKeys {
+                            token,
+                            index,
+                            alg,
+                            crit_ok,
+                            refresh,
+                        });
+                    }
+                    self.refresh = Some(refresh);
                 }
                 self.fail(CheckKind::Key, Reason::KeyNotFound, || {
                     // Key ids are public; a few are enough to spot a rotation or a wrong issuer.
@@ -499,14 +632,14 @@ impl<'e> Run<'e> {
                     (expected, observed, why)
                 });
                 self.skip_from(CheckKind::Signature, "no key to verify the signature with");
-                return None;
+                return KeyStep::Stopped;
             }
             Err(SelectError::Mismatch(why)) => {
                 self.fail(CheckKind::Key, Reason::KeyMismatch, || {
                     (format!("a key that verifies `{alg}`"), why.clone(), why)
                 });
                 self.skip_from(CheckKind::Signature, "no key to verify the signature with");
-                return None;
+                return KeyStep::Stopped;
             }
         };
         let key_label = || {
@@ -524,7 +657,7 @@ impl<'e> Run<'e> {
                 "a critical header extension is not understood",
             );
             self.skip_from(CheckKind::Exp, "the token cannot be processed");
-            return None;
+            return KeyStep::Stopped;
         }
         let verified = match self.replay {
             // Rendering a decision: the signature is not verified again.
@@ -537,7 +670,7 @@ impl<'e> Run<'e> {
                 self.pass(CheckKind::Signature, || {
                     format!("`{alg}` signature verified with {}", key_label())
                 });
-                Some(verified)
+                KeyStep::Verified(verified)
             }
             None => {
                 self.fail(CheckKind::Signature, Reason::InvalidSignature, || {
@@ -548,7 +681,7 @@ impl<'e> Run<'e> {
                     )
                 });
                 self.skip_from(CheckKind::Exp, "the signature was not verified");
-                None
+                KeyStep::Stopped
             }
         }
     }

@@ -633,14 +633,23 @@ impl PolicyEngine {
         requirement: &Requirement,
     ) -> Decision {
         let token = token.as_ref();
-        let (decision, refresh) = evaluate::run(&self.inner, token, now, requirement, &|issuer| {
-            current_keys(issuer)
-        });
-        let Some((source, kid)) = refresh.and_then(|(index, kid)| {
-            let source = self.inner.issuers.get(index)?.keys.clone()?;
-            Some((source, kid))
-        }) else {
-            return decision;
+        // The token is decoded once: an evaluation that needs its issuer's keys refreshed pauses
+        // at the key step and goes on from there.
+        let mut buffer = Vec::new();
+        let current = |issuer: &CompiledIssuer| current_keys(issuer);
+        let paused =
+            match evaluate::start(&self.inner, token, &mut buffer, now, requirement, &current) {
+                Ok(decision) => return decision,
+                Err(paused) => paused,
+            };
+        let (index, kid) = paused.refresh().clone();
+        let Some(source) = self
+            .inner
+            .issuers
+            .get(index)
+            .and_then(|issuer| issuer.keys.clone())
+        else {
+            return evaluate::resume(paused, &self.inner, token, now, &current);
         };
         // A key source is the service's code; if it panics, the token is denied as `internal`
         // and the caller's task goes on.
@@ -652,12 +661,12 @@ impl PolicyEngine {
             Ok(fresh) => fresh,
             Err(()) => return evaluate::internal(&self.inner),
         };
-        // Decide again with what the refresh gave: new keys, or why there are none.
+        // Go on with what the refresh gave: new keys, or why there are none.
         let lookup = |issuer: &CompiledIssuer| match &issuer.keys {
             Some(s) if Arc::ptr_eq(s, &source) => fresh.clone(),
             _ => current_keys(issuer),
         };
-        evaluate::run(&self.inner, token, now, requirement, &lookup).0
+        evaluate::resume(paused, &self.inner, token, now, &lookup)
     }
 }
 
@@ -784,6 +793,43 @@ mod tests {
 
     fn at() -> UnixTime {
         UnixTime::from_secs(1_767_225_600)
+    }
+
+    /// Keys that lack every `kid` until refreshed.
+    #[derive(Debug)]
+    struct Rotated(StaticKeys);
+
+    impl KeySource for Rotated {
+        fn keys(&self) -> Result<Arc<KeySet>, KeyError> {
+            Ok(Arc::new(KeySet::default()))
+        }
+
+        fn refresh<'a>(&'a self, _kid: Option<&'a str>) -> KeysFuture<'a> {
+            Box::pin(std::future::ready(self.0.keys()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refresh_for_an_unknown_kid_resumes_at_the_key_step() {
+        let engine = PolicyEngine::builder(Policy::from_file("policies/keycard-mcp.toml").unwrap())
+            .context("credential.key_id", "mcp-server-key-1")
+            .key_source_for_all(Arc::new(Rotated(
+                StaticKeys::from_file("policies/keycard-mcp.jwks.json").unwrap(),
+            )))
+            .build()
+            .unwrap();
+        let token = std::fs::read_to_string("policies/demo/zone-audience.jwt").unwrap();
+        let before = crate::token::DECODED.with(|n| n.get());
+        let decision = engine.evaluate_async_at(token.trim_end(), at()).await;
+        assert_eq!(crate::token::DECODED.with(|n| n.get()) - before, 1);
+        assert!(decision.is_allowed(), "{}", decision.explain());
+        // The texts are written with the keys the refresh gave.
+        let key = decision
+            .checks()
+            .iter()
+            .find(|c| c.rule() == "key")
+            .unwrap();
+        assert_eq!(key.outcome(), &Outcome::Passed);
     }
 
     #[test]

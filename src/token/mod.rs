@@ -187,6 +187,12 @@ pub(crate) fn payload_text(token: &[u8]) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many tokens this thread decoded (tests count decodes with it).
+    pub(crate) static DECODED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Decodes `token` strictly, rejecting anything over `max_bytes` before looking at it. The
 /// header's and payload's bytes are decoded into `buffer` (cleared first; reuse it to save an
 /// allocation), and what is decoded borrows from it.
@@ -195,6 +201,8 @@ pub(crate) fn decode<'t>(
     max_bytes: usize,
     buffer: &'t mut Vec<u8>,
 ) -> Result<UnverifiedToken<'t>, TokenError> {
+    #[cfg(test)]
+    DECODED.with(|n| n.set(n.get() + 1));
     if token.len() > max_bytes {
         return Err(TokenError::TooLarge {
             size: token.len(),
