@@ -325,6 +325,34 @@ fn is_number(t: &[u8]) -> bool {
     p == t.len()
 }
 
+/// How many bytes at the start of `bytes` can be copied into a string as they are: up to the
+/// first `"`, `\\` or control character. Eight bytes at a time while none is in them.
+fn plain_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Whether some byte of `x` is below `n` (n <= 0x80), or is zero when `n` is 1.
+    let has_below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS != 0;
+    let mut done = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_ne_bytes(word);
+        if has_below(x, 0x20)
+            || has_below(x ^ (ONES * u64::from(b'"')), 1)
+            || has_below(x ^ (ONES * u64::from(b'\\')), 1)
+        {
+            break;
+        }
+        done += 8;
+    }
+    done + bytes
+        .get(done..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|&&b| b != b'"' && b != b'\\' && b >= 0x20)
+        .count()
+}
+
 /// The members of an object being parsed, with a duplicate check that is a
 /// linear scan for small objects and a hash lookup for large ones.
 struct Members<'a> {
@@ -595,13 +623,7 @@ impl<'a> Parser<'a> {
         let mut out: Cow<'a, str> = Cow::Borrowed("");
         loop {
             let run_start = self.pos;
-            let run = self
-                .bytes
-                .get(run_start..)
-                .unwrap_or_default()
-                .iter()
-                .take_while(|&&b| b != b'"' && b != b'\\' && b >= 0x20)
-                .count();
+            let run = plain_run(self.bytes.get(run_start..).unwrap_or_default());
             self.pos = run_start + run;
             // The run ends just before an ASCII byte or at the end of the
             // input, so it is on character boundaries.
@@ -706,6 +728,26 @@ impl<'a> Parser<'a> {
 )]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn a_plain_run_ends_at_the_first_quote_backslash_or_control_character(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::num::u8::ANY,
+                    proptest::strategy::Just(b'a'),
+                    proptest::strategy::Just(0xE2),
+                ],
+                0..40,
+            )
+        ) {
+            let naive = bytes
+                .iter()
+                .take_while(|&&b| b != b'"' && b != b'\\' && b >= 0x20)
+                .count();
+            proptest::prop_assert_eq!(plain_run(&bytes), naive);
+        }
+    }
 
     const DEPTH: usize = 64;
 
