@@ -182,10 +182,62 @@ pub enum Outcome {
     NotEvaluated,
 }
 
+/// A check's name: a fixed check's is static, a policy's own (`required:…`, `constraint:…`,
+/// `rule:…`) is made once when the engine is built and shared, so writing a decision's checks
+/// does not count references of the fixed names (which every thread would share).
+#[derive(Clone)]
+pub(crate) enum Name {
+    Fixed(&'static str),
+    Shared(Arc<str>),
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Self::Fixed(name) => name,
+            Self::Shared(name) => name,
+        }
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Name {}
+
+impl From<&'static str> for Name {
+    fn from(name: &'static str) -> Self {
+        Self::Fixed(name)
+    }
+}
+
+impl From<String> for Name {
+    fn from(name: String) -> Self {
+        Self::Shared(Arc::from(name))
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
 /// One check of the policy and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    pub(crate) rule: Arc<str>,
+    pub(crate) rule: Name,
     pub(crate) outcome: Outcome,
     pub(crate) detail: String,
 }
@@ -704,12 +756,12 @@ mod tests {
             },
             vec![
                 Check {
-                    rule: Arc::from("size"),
+                    rule: "size".into(),
                     outcome: Outcome::Passed,
                     detail: "10 bytes".into(),
                 },
                 Check {
-                    rule: Arc::from("rule:x\u{2029}"),
+                    rule: "rule:x\u{2029}".into(),
                     outcome: Outcome::Failed {
                         reason: Reason::InsufficientPermission,
                         expected: text.into(),
@@ -718,12 +770,12 @@ mod tests {
                     detail: text.into(),
                 },
                 Check {
-                    rule: Arc::from("exp"),
+                    rule: "exp".into(),
                     outcome: Outcome::NotEvaluated,
                     detail: "why".into(),
                 },
                 Check {
-                    rule: Arc::from("issuer"),
+                    rule: "issuer".into(),
                     outcome: Outcome::Failed {
                         reason: Reason::UntrustedIssuer,
                         expected: "e".into(),

@@ -8,7 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use super::claims::Truth;
-use super::decision::{Check, Decision, Outcome, Principal, Reason, Verdict};
+use super::decision::{Check, Decision, Name, Outcome, Principal, Reason, Verdict};
 use super::{
     CheckKind, CompiledIssuer, Failure, Inner, Step, Texts, UnixTime, audience, claims, client_id,
     header, scopes, time,
@@ -99,7 +99,7 @@ pub(crate) fn internal(inner: &Inner) -> Decision {
 
 fn internal_checks(inner: &Inner) -> Vec<Check> {
     vec![Check {
-        rule: Arc::from("internal"),
+        rule: "internal".into(),
         outcome: Outcome::Failed {
             reason: Reason::Internal,
             expected: "a decision".into(),
@@ -269,7 +269,7 @@ impl<'e> Run<'e> {
     }
 
     /// The name of a check of this evaluation.
-    fn name(&self, kind: CheckKind) -> Arc<str> {
+    fn name(&self, kind: CheckKind) -> Name {
         match kind {
             CheckKind::UnknownRule(i) => {
                 let name = self
@@ -278,9 +278,9 @@ impl<'e> Run<'e> {
                     .get(i)
                     .map(String::as_str)
                     .unwrap_or_default();
-                Arc::from(format!("rule:{name}"))
+                Name::from(format!("rule:{name}"))
             }
-            kind => self.inner.names.get(kind).unwrap_or_else(|| Arc::from("")),
+            kind => self.inner.names.get(kind).unwrap_or(Name::Fixed("")),
         }
     }
 

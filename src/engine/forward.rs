@@ -29,7 +29,7 @@ impl super::decision::Decision {
 
         let mut checks = self.checks().to_vec();
         checks.push(Check {
-            rule: Arc::from(format!("forward:{}", error.header)),
+            rule: format!("forward:{}", error.header).into(),
             outcome: Outcome::Failed {
                 reason: Reason::InvalidClaim,
                 expected: "a value a header can carry: printable ASCII".to_owned(),

@@ -236,8 +236,6 @@ fn unique(names: impl Iterator<Item = String>) -> Vec<Arc<str>> {
 /// The check names, made once so each rendering only clones reference counts.
 #[derive(Debug)]
 pub(crate) struct Names {
-    /// The names of [`CheckKind::FIXED`], in that order.
-    pub(crate) fixed: Vec<Arc<str>>,
     pub(crate) required: Vec<Arc<str>>,
     pub(crate) constraints: Vec<Arc<str>>,
     pub(crate) rules: Vec<Arc<str>>,
@@ -245,12 +243,7 @@ pub(crate) struct Names {
 
 impl Names {
     fn new(policy: &Policy) -> Self {
-        let fixed = CheckKind::FIXED
-            .iter()
-            .map(|kind| Arc::from(kind.fixed_name().unwrap_or_default()))
-            .collect();
         Self {
-            fixed,
             // `"a.b"` (one claim) and `["a", "b"]` (nested) are both shown as `a.b`.
             required: unique(
                 policy
@@ -274,18 +267,15 @@ impl Names {
 
     /// The name of a check of this policy; `None` for [`CheckKind::UnknownRule`], which the
     /// requirement names.
-    pub(crate) fn get(&self, kind: CheckKind) -> Option<Arc<str>> {
-        let name = match kind {
+    pub(crate) fn get(&self, kind: CheckKind) -> Option<decision::Name> {
+        let shared = match kind {
             CheckKind::Required(i) => self.required.get(i),
             CheckKind::Constraint(i) => self.constraints.get(i),
             CheckKind::Rule(i) => self.rules.get(i),
             CheckKind::UnknownRule(_) => None,
-            fixed => CheckKind::FIXED
-                .iter()
-                .position(|k| *k == fixed)
-                .and_then(|i| self.fixed.get(i)),
+            fixed => return fixed.fixed_name().map(decision::Name::Fixed),
         };
-        name.cloned()
+        shared.cloned().map(decision::Name::Shared)
     }
 }
 

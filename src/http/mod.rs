@@ -698,7 +698,7 @@ mod tests {
             Verdict::Deny,
             Principal::default(),
             vec![Check {
-                rule: Arc::from("scopes"),
+                rule: "scopes".into(),
                 outcome: Outcome::Failed {
                     reason,
                     expected: "x".into(),
