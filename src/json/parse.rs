@@ -366,7 +366,7 @@ impl<'a> Members<'a> {
     /// No members yet.
     fn new() -> Self {
         Members {
-            members: Vec::with_capacity(8),
+            members: Vec::with_capacity(16),
             names: None,
         }
     }
