@@ -480,7 +480,16 @@ impl Decision {
     pub fn checks(&self) -> &[Check] {
         let data = &*self.0;
         data.checks.get_or_init(|| match &data.replay {
-            Some(replay) => replay.checks(),
+            Some(replay) => {
+                let checks = replay.checks();
+                // The texts are written by the same checks that decided: the same failures.
+                debug_assert_eq!(
+                    checks.iter().filter_map(Check::reason).collect::<Vec<_>>(),
+                    data.failed,
+                    "{checks:?}"
+                );
+                checks
+            }
             None => Vec::new(),
         })
     }
