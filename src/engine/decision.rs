@@ -706,38 +706,65 @@ fn verdict_str(verdict: Verdict) -> &'static str {
 /// reorder or break lines ([`is_deceptive`]) as `\uXXXX` escapes: the same JSON value, but a
 /// log line that shows what it holds.
 fn string(out: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
-    if value
-        .bytes()
-        .all(|b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
-    {
-        out.push_str(value);
-        out.push('"');
-        return;
-    }
+    let bytes = value.as_bytes();
+    // `bytes[plain..i]` is written as it is, once an escape (or the end) is reached.
     let mut plain = 0;
-    for (i, c) in value.char_indices() {
-        let escape = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            '\u{8}' => "\\b",
-            '\u{c}' => "\\f",
-            c if u32::from(c) < 0x20 || is_deceptive(c) => "",
-            _ => continue,
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if bytes.get(i..i + 8).is_some_and(is_plain) {
+            i += 8;
+            continue;
+        }
+        let (escape, code, len): (&str, u32, usize) = match b {
+            b'"' => ("\\\"", 0, 1),
+            b'\\' => ("\\\\", 0, 1),
+            b'\n' => ("\\n", 0, 1),
+            b'\r' => ("\\r", 0, 1),
+            b'\t' => ("\\t", 0, 1),
+            0x08 => ("\\b", 0, 1),
+            0x0c => ("\\f", 0, 1),
+            0x00..=0x1f => ("", u32::from(b), 1),
+            // The lead bytes of the deceptive characters (U+061C; U+200E to U+2069).
+            0xd8 | 0xe2 => match value.get(i..).and_then(|rest| rest.chars().next()) {
+                Some(c) if is_deceptive(c) => ("", u32::from(c), c.len_utf8()),
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            },
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.push_str(value.get(plain..i).unwrap_or_default());
-        plain = i + c.len_utf8();
         if escape.is_empty() {
-            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            // Every escaped character is in the Basic Multilingual Plane: four hex digits.
+            out.push_str("\\u");
+            for shift in [12, 8, 4, 0] {
+                let digit = HEX
+                    .get(((code >> shift) & 0xf) as usize)
+                    .copied()
+                    .unwrap_or(b'0');
+                out.push(char::from(digit));
+            }
         } else {
             out.push_str(escape);
         }
+        i += len;
+        plain = i;
     }
     out.push_str(value.get(plain..).unwrap_or_default());
     out.push('"');
+}
+
+/// Whether eight bytes are all printable ASCII other than `"` and `\\` (written as they are).
+fn is_plain(chunk: &[u8]) -> bool {
+    chunk
+        .iter()
+        .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
 }
 
 #[cfg(test)]
@@ -797,6 +824,25 @@ mod tests {
             None,
             Arc::from("0123456789abcdef"),
         )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn strings_are_written_as_serde_json_writes_them_with_deceptive_characters_escaped(
+            value in "(.|[\u{0}-\u{1f}\u{2028}\u{202e}\u{61c}\"\\\\])*"
+        ) {
+            let mut out = String::new();
+            string(&mut out, &value);
+            let mut expected = String::new();
+            for c in serde_json::to_string(&value).unwrap().chars() {
+                if is_deceptive(c) {
+                    expected.push_str(&format!("\\u{:04x}", u32::from(c)));
+                } else {
+                    expected.push(c);
+                }
+            }
+            proptest::prop_assert_eq!(out, expected);
+        }
     }
 
     #[test]
