@@ -441,3 +441,22 @@ fn a_cache_of_one_entry_holds_one_decision() {
         "{s:?}"
     );
 }
+
+#[test]
+fn an_engine_with_cached_decisions_is_freed_when_dropped() {
+    // A cached decision must not hold the engine that holds the cache: after a reload, the old
+    // engine (its policy, keys and cache) is freed as soon as nobody uses it.
+    let key = TestKey::es256("ec");
+    let source = Arc::new(Swappable(Mutex::new(key_set(&[&key]))));
+    let engine = engine_with_source(&key, source.clone());
+    let token = key.sign(&good_claims());
+    let first = decide(&engine, &token);
+    assert_allow(&first);
+    assert_allow(&decide(&engine, &token));
+    assert_eq!(stats(&engine).hits, 1);
+    // A decision the service still holds may outlive its engine, and still explain itself.
+    drop(engine);
+    assert!(first.checks().iter().any(|c| c.rule() == "signature"));
+    drop(first);
+    assert_eq!(Arc::strong_count(&source), 1, "the engine was not freed");
+}

@@ -1,25 +1,30 @@
 //! `aud` against the accepted alternatives, and the RFC 8707 `resource` claim.
 
-use std::collections::HashSet;
-
-use crate::engine::Failure;
-use crate::engine::claims::{show, values};
+use crate::engine::claims::{Lookup, show, values};
 use crate::engine::decision::Reason;
+use crate::engine::{Failure, Texts};
 use crate::json::{Json, Object};
 use crate::policy::{AudienceRule, Match, Presence, ValueFormat};
 use crate::text::quote;
 
 /// The values of `aud` or `resource`: a string, or a non-empty array of strings
 /// (RFC 7519 §4.1.3, RFC 8707). `Ok(None)` when absent.
-fn string_or_array<'a>(claims: &'a Object, name: &str) -> Result<Option<Vec<&'a str>>, Failure> {
+fn string_or_array<'a>(
+    claims: &'a Object,
+    name: &str,
+    t: Texts,
+) -> Result<Option<Vec<&'a str>>, Failure> {
     let Some(value) = claims.get(name) else {
         return Ok(None);
     };
-    let invalid = |why: String| Failure {
-        reason: Reason::InvalidClaim,
-        expected: format!("`{name}` as a string or a non-empty array of strings"),
-        observed: show(value),
-        detail: format!("`{name}` {why}"),
+    let invalid = |why: String| {
+        Failure::new(t, Reason::InvalidClaim, || {
+            (
+                format!("`{name}` as a string or a non-empty array of strings"),
+                show(value),
+                format!("`{name}` {why}"),
+            )
+        })
     };
     match value {
         Json::Array(items) if items.is_empty() => Err(invalid("must not be an empty array".into())),
@@ -29,17 +34,20 @@ fn string_or_array<'a>(claims: &'a Object, name: &str) -> Result<Option<Vec<&'a 
     }
 }
 
-fn audiences(claims: &Object) -> Result<Vec<&str>, Failure> {
-    string_or_array(claims, "aud")?.ok_or_else(|| Failure {
-        reason: Reason::MissingClaim,
-        expected: "claim `aud`".into(),
-        observed: "absent".into(),
-        detail: "the token names no audience".into(),
+fn audiences<'a>(claims: &'a Object, t: Texts) -> Result<Vec<&'a str>, Failure> {
+    string_or_array(claims, "aud", t)?.ok_or_else(|| {
+        Failure::new(t, Reason::MissingClaim, || {
+            (
+                "claim `aud`".into(),
+                "absent".into(),
+                "the token names no audience".into(),
+            )
+        })
     })
 }
 
-fn resources(claims: &Object) -> Result<Option<Vec<&str>>, Failure> {
-    string_or_array(claims, "resource")
+fn resources<'a>(claims: &'a Object, t: Texts) -> Result<Option<Vec<&'a str>>, Failure> {
+    string_or_array(claims, "resource", t)
 }
 
 fn show_list(values: &[&str]) -> String {
@@ -53,14 +61,18 @@ fn show_list(values: &[&str]) -> String {
 }
 
 /// Checks `aud`; on success returns the matched accepted value and a detail line.
-pub(crate) fn check(claims: &Object, rule: &AudienceRule) -> Result<(String, String), Failure> {
-    let aud = audiences(claims)?;
+pub(crate) fn check(
+    claims: &Object,
+    rule: &AudienceRule,
+    t: Texts,
+) -> Result<(String, String), Failure> {
+    let aud = audiences(claims, t)?;
     // Guards read `resource`; a malformed one fails here too (and in the `resource` check).
-    let resource = resources(claims).unwrap_or_default();
+    let resource = resources(claims, t).unwrap_or_default();
     // Each accepted value is looked up in a set of the token's, so the check stays linear in the
     // token when both lists are long (std's hasher is randomly keyed: no chosen collisions).
-    let aud_set: HashSet<&str> = aud.iter().copied().collect();
-    let resource_set: Option<HashSet<&str>> = resource.map(|r| r.into_iter().collect());
+    let aud_set = Lookup::new(&aud);
+    let resource_set: Option<Lookup<'_>> = resource.as_deref().map(Lookup::new);
     let mut matched: Option<&str> = None;
     let mut guard_failures = Vec::new();
     let mut failures = 0;
@@ -87,15 +99,17 @@ pub(crate) fn check(claims: &Object, rule: &AudienceRule) -> Result<(String, Str
         Match::All => failures == 0,
     };
     if let (true, Some(value)) = (satisfied, matched) {
-        let how = match rule
-            .accept
-            .iter()
-            .find(|a| a.value == value)
-            .and_then(|a| a.resource.as_ref())
-        {
-            Some(r) => format!("`aud` contains `{value}` and `resource` names `{r}`"),
-            None => format!("`aud` contains `{value}`"),
-        };
+        let how = t.text(|| {
+            match rule
+                .accept
+                .iter()
+                .find(|a| a.value == value)
+                .and_then(|a| a.resource.as_ref())
+            {
+                Some(r) => format!("`aud` contains `{value}` and `resource` names `{r}`"),
+                None => format!("`aud` contains `{value}`"),
+            }
+        });
         return Ok((value.to_owned(), how));
     }
     let observed_resource = match claims.get("resource") {
@@ -134,11 +148,12 @@ pub(crate) fn check(claims: &Object, rule: &AudienceRule) -> Result<(String, Str
 }
 
 /// `accept = "any"`: any audience, but a present `aud` must still be well-formed.
-pub(crate) fn any(claims: &Object) -> Result<String, Failure> {
-    Ok(match string_or_array(claims, "aud")? {
+pub(crate) fn any(claims: &Object, t: Texts) -> Result<String, Failure> {
+    let aud = string_or_array(claims, "aud", t)?;
+    Ok(t.text(|| match aud {
         Some(aud) => format!("`aud` {} (any audience is accepted)", show_list(&aud)),
         None => "`aud` is absent (any audience is accepted)".into(),
-    })
+    }))
 }
 
 /// Checks the `resource` claim: when present (or required), it must name `resource_url`.
@@ -146,27 +161,32 @@ pub(crate) fn resource(
     claims: &Object,
     presence: Presence,
     resource_url: &str,
+    t: Texts,
 ) -> Option<Result<(Option<String>, String), Failure>> {
     if presence == Presence::Ignored {
         return None;
     }
-    Some(resources(claims).and_then(|found| match found {
-        None if presence == Presence::Required => Err(Failure {
-            reason: Reason::MissingClaim,
-            expected: format!("claim `resource` naming `{resource_url}`"),
-            observed: "absent".into(),
-            detail: "the policy requires the token to name its resource".into(),
-        }),
-        None => Ok((None, "`resource` is absent".into())),
+    Some(resources(claims, t).and_then(|found| match found {
+        None if presence == Presence::Required => {
+            Err(Failure::new(t, Reason::MissingClaim, || {
+                (
+                    format!("claim `resource` naming `{resource_url}`"),
+                    "absent".into(),
+                    "the policy requires the token to name its resource".into(),
+                )
+            }))
+        }
+        None => Ok((None, t.text(|| "`resource` is absent".into()))),
         Some(list) if list.contains(&resource_url) => Ok((
             Some(resource_url.to_owned()),
-            format!("`resource` names `{resource_url}`"),
+            t.text(|| format!("`resource` names `{resource_url}`")),
         )),
-        Some(list) => Err(Failure {
-            reason: Reason::ResourceMismatch,
-            expected: format!("`resource` naming `{resource_url}`"),
-            observed: format!("`resource` {}", show_list(&list)),
-            detail: "the token was issued for another resource".into(),
-        }),
+        Some(list) => Err(Failure::new(t, Reason::ResourceMismatch, || {
+            (
+                format!("`resource` naming `{resource_url}`"),
+                format!("`resource` {}", show_list(&list)),
+                "the token was issued for another resource".into(),
+            )
+        })),
     }))
 }

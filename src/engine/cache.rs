@@ -270,20 +270,18 @@ impl DecisionCache {
         decision: &Decision,
         keys: &KeysUsed,
     ) {
-        let Some(window) = decision.window else {
+        let Some(window) = decision.window() else {
             return;
         };
-        if !window.contains(now)
-            || decision
-                .checks()
-                .iter()
-                .any(|c| c.reason() == Some(Reason::Internal))
-        {
+        if !window.contains(now) || decision.reasons().contains(&Reason::Internal) {
             return;
         }
-        let weight = estimate(token, requirement, decision).max(self.unit);
+        // Texts and claims written now, once per entry: what a hit hands out is then complete
+        // without the engine (which holds this cache) being referenced from inside it.
+        let decision = decision.detached();
+        let weight = estimate(token, requirement, &decision).max(self.unit);
         let entry = Entry {
-            decision: decision.clone(),
+            decision,
             window,
             keys: keys.0.take(),
             weight,

@@ -2,15 +2,15 @@
 
 use std::collections::HashSet;
 
-use crate::engine::Failure;
 use crate::engine::decision::Reason;
+use crate::engine::{Failure, Texts};
 use crate::json::number;
 use crate::json::{Json, Object};
 use crate::policy::{ClaimPath, ClaimTest, Condition, Constraint, JsonType, Literal, ValueFormat};
 use crate::text::quote;
 
 /// The value at `path`, if every step is an object member.
-pub(crate) fn lookup<'a>(claims: &'a Object, path: &ClaimPath) -> Option<&'a Json> {
+pub(crate) fn lookup<'a>(claims: &'a Object, path: &ClaimPath) -> Option<&'a Json<'a>> {
     let mut segments = path.segments().iter();
     let first = segments.next()?;
     let mut value = claims.get(first)?;
@@ -75,8 +75,36 @@ pub(crate) fn values<'a>(value: &'a Json, format: ValueFormat) -> Result<Vec<&'a
 
 /// [`values`] as a set, so that testing many policy values against many claim values stays
 /// linear in the claim (std's hasher is randomly keyed: a token cannot choose colliding values).
-fn value_set(value: &Json, format: ValueFormat) -> Result<HashSet<&str>, String> {
+fn value_set<'a>(value: &'a Json, format: ValueFormat) -> Result<HashSet<&'a str>, String> {
     values(value, format).map(|list| list.into_iter().collect())
+}
+
+/// Values tested for membership: a short list is scanned, a long one is hashed, so testing
+/// many values against many stays linear in the token (std's hasher is randomly keyed: a token
+/// cannot choose colliding values).
+pub(crate) enum Lookup<'a> {
+    Few(&'a [&'a str]),
+    Many(HashSet<&'a str>),
+}
+
+impl<'a> Lookup<'a> {
+    /// Up to this many values are scanned.
+    const FEW: usize = 8;
+
+    pub(crate) fn new(values: &'a [&'a str]) -> Self {
+        if values.len() <= Self::FEW {
+            Self::Few(values)
+        } else {
+            Self::Many(values.iter().copied().collect())
+        }
+    }
+
+    pub(crate) fn contains(&self, value: &str) -> bool {
+        match self {
+            Self::Few(values) => values.contains(&value),
+            Self::Many(values) => values.contains(value),
+        }
+    }
 }
 
 /// The type of a JSON value with its article, for messages: "an array", "a number", "null".
@@ -153,7 +181,7 @@ pub(crate) enum Truth {
 }
 
 /// The outcome of one test on a present value, and what the test expects (for messages).
-fn test(value: &Json, test: &ClaimTest) -> (Truth, String) {
+fn test(value: &Json, test: &ClaimTest, t: Texts) -> (Truth, String) {
     use Truth::{False, True, Undecided};
     // A definite answer from a comparison, or undecided when the value's type does not fit.
     let decide = |fits: bool, holds: bool| match (fits, holds) {
@@ -165,15 +193,17 @@ fn test(value: &Json, test: &ClaimTest) -> (Truth, String) {
         // The type is the question itself: every value answers it.
         ClaimTest::Type(ty) => (
             decide(true, has_type(value, *ty)),
-            format!("must be of type {}", ty.as_str()),
+            t.text(|| format!("must be of type {}", ty.as_str())),
         ),
         // `null` is neither a value nor an absence: no other test can decide on it.
-        _ if matches!(value, Json::Null) => (Undecided(String::new()), expectation(test)),
-        ClaimTest::Present(true) => (True, expectation(test)),
-        ClaimTest::Present(false) => (False(String::new()), expectation(test)),
+        _ if matches!(value, Json::Null) => {
+            (Undecided(String::new()), t.text(|| expectation(test)))
+        }
+        ClaimTest::Present(true) => (True, t.text(|| expectation(test))),
+        ClaimTest::Present(false) => (False(String::new()), t.text(|| expectation(test))),
         ClaimTest::Equals(l) => (
             decide(same_type(value, l), equals(value, l)),
-            expectation(test),
+            t.text(|| expectation(test)),
         ),
         ClaimTest::OneOf(ls) => {
             let comparable: Vec<&Literal> = ls.iter().filter(|l| same_type(value, l)).collect();
@@ -182,7 +212,7 @@ fn test(value: &Json, test: &ClaimTest) -> (Truth, String) {
                     !comparable.is_empty(),
                     comparable.iter().any(|l| equals(value, l)),
                 ),
-                expectation(test),
+                t.text(|| expectation(test)),
             )
         }
         ClaimTest::Prefix(p) => (
@@ -190,33 +220,33 @@ fn test(value: &Json, test: &ClaimTest) -> (Truth, String) {
                 value.as_str().is_some(),
                 value.as_str().is_some_and(|s| s.starts_with(p.as_str())),
             ),
-            expectation(test),
+            t.text(|| expectation(test)),
         ),
         ClaimTest::Suffix(p) => (
             decide(
                 value.as_str().is_some(),
                 value.as_str().is_some_and(|s| s.ends_with(p.as_str())),
             ),
-            expectation(test),
+            t.text(|| expectation(test)),
         ),
         ClaimTest::Regex(p) => (
             decide(
                 value.as_str().is_some(),
                 value.as_str().is_some_and(|s| p.is_match(s)),
             ),
-            expectation(test),
+            t.text(|| expectation(test)),
         ),
         ClaimTest::Contains(want, format) => match values(value, *format) {
             Ok(have) => (
                 decide(true, have.contains(&want.as_str())),
-                expectation(test),
+                t.text(|| expectation(test)),
             ),
             Err(why) => (Undecided(why.clone()), why),
         },
         ClaimTest::ContainsAny(wants, format) => match value_set(value, *format) {
             Ok(have) => (
                 decide(true, wants.iter().any(|w| have.contains(w.as_str()))),
-                expectation(test),
+                t.text(|| expectation(test)),
             ),
             Err(why) => (Undecided(why.clone()), why),
         },
@@ -228,13 +258,15 @@ fn test(value: &Json, test: &ClaimTest) -> (Truth, String) {
                     .cloned()
                     .collect();
                 let expected = if missing.is_empty() {
-                    expectation(test)
+                    t.text(|| expectation(test))
                 } else {
-                    format!(
-                        "must contain all of {} (missing {})",
-                        quoted(wants),
-                        quoted(&missing)
-                    )
+                    t.text(|| {
+                        format!(
+                            "must contain all of {} (missing {})",
+                            quoted(wants),
+                            quoted(&missing)
+                        )
+                    })
                 };
                 (decide(true, missing.is_empty()), expected)
             }
@@ -273,7 +305,7 @@ fn same_type(value: &Json, literal: &Literal) -> bool {
 
 /// A constraint on the claims: `Truth::True`, or the first test that did not hold (a false one
 /// before an undecided one: Kleene `and`), with what it expected and the claim's value.
-fn evaluate<'a>(claims: &'a Object, c: &Constraint) -> Evaluated<'a> {
+fn evaluate<'a>(claims: &'a Object, c: &Constraint, t: Texts) -> Evaluated<'a> {
     let Some(value) = lookup(claims, &c.path) else {
         let must_be_absent = c
             .tests
@@ -286,8 +318,8 @@ fn evaluate<'a>(claims: &'a Object, c: &Constraint) -> Evaluated<'a> {
         };
     };
     let mut undecided = None;
-    for t in &c.tests {
-        match test(value, t) {
+    for test_ in &c.tests {
+        match test(value, test_, t) {
             (Truth::True, _) => {}
             (Truth::False(_), expected) => {
                 return Evaluated::Present(value, Some((false, expected)));
@@ -304,49 +336,53 @@ fn evaluate<'a>(claims: &'a Object, c: &Constraint) -> Evaluated<'a> {
 /// if a test did not hold, whether it was undecided and what it expected.
 enum Evaluated<'a> {
     Absent(bool),
-    Present(&'a Json, Option<(bool, String)>),
+    Present(&'a Json<'a>, Option<(bool, String)>),
 }
 
 /// Checks one constraint of `[claims]`. On success, says what held. A test that does not hold,
 /// or cannot be decided (another type, `null`), fails with `invalid_claim`.
-pub(crate) fn check(claims: &Object, c: &Constraint) -> Result<String, Failure> {
-    match evaluate(claims, c) {
-        Evaluated::Absent(true) => Ok(format!("`{}` is absent", c.path)),
-        Evaluated::Absent(false) => Err(Failure {
-            reason: Reason::MissingClaim,
-            expected: format!("claim `{}`", c.path),
-            observed: "absent".into(),
-            detail: format!("`{}` is required", c.path),
-        }),
-        Evaluated::Present(value, None) => Ok(format!("`{}` is {}", c.path, show(value))),
-        Evaluated::Present(value, Some((_, expected))) => Err(Failure {
-            reason: Reason::InvalidClaim,
-            detail: format!("`{}` {expected}", c.path),
-            expected,
-            observed: show(value),
-        }),
+pub(crate) fn check(claims: &Object, c: &Constraint, t: Texts) -> Result<String, Failure> {
+    match evaluate(claims, c, t) {
+        Evaluated::Absent(true) => Ok(t.text(|| format!("`{}` is absent", c.path))),
+        Evaluated::Absent(false) => Err(Failure::new(t, Reason::MissingClaim, || {
+            (
+                format!("claim `{}`", c.path),
+                "absent".into(),
+                format!("`{}` is required", c.path),
+            )
+        })),
+        Evaluated::Present(value, None) => {
+            Ok(t.text(|| format!("`{}` is {}", c.path, show(value))))
+        }
+        Evaluated::Present(value, Some((_, expected))) => {
+            Err(Failure::new(t, Reason::InvalidClaim, || {
+                (
+                    expected.clone(),
+                    show(value),
+                    format!("`{}` {expected}", c.path),
+                )
+            }))
+        }
     }
 }
 
 /// Evaluates a rule condition in three-valued logic; says why when it is not true.
-pub(crate) fn holds(claims: &Object, condition: &Condition) -> Truth {
+pub(crate) fn holds(claims: &Object, condition: &Condition, t: Texts) -> Truth {
     match condition {
-        Condition::Claim(c) => match evaluate(claims, c) {
+        Condition::Claim(c) => match evaluate(claims, c, t) {
             Evaluated::Absent(true) | Evaluated::Present(_, None) => Truth::True,
-            Evaluated::Absent(false) => Truth::False(format!("`{}` is absent", c.path)),
+            Evaluated::Absent(false) => Truth::False(t.text(|| format!("`{}` is absent", c.path))),
             Evaluated::Present(value, Some((false, expected))) => {
-                Truth::False(format!("`{}` {expected} (it is {})", c.path, show(value)))
+                Truth::False(t.text(|| format!("`{}` {expected} (it is {})", c.path, show(value))))
             }
-            Evaluated::Present(value, Some((true, expected))) => Truth::Undecided(format!(
-                "`{}` {expected}, but it is {}: undecided",
-                c.path,
-                a(value)
-            )),
+            Evaluated::Present(value, Some((true, expected))) => Truth::Undecided(
+                t.text(|| format!("`{}` {expected}, but it is {}: undecided", c.path, a(value))),
+            ),
         },
         Condition::All(list) => {
             let mut undecided = None;
             for c in list {
-                match holds(claims, c) {
+                match holds(claims, c, t) {
                     Truth::True => {}
                     f @ Truth::False(_) => return f,
                     u @ Truth::Undecided(_) => {
@@ -359,7 +395,7 @@ pub(crate) fn holds(claims: &Object, condition: &Condition) -> Truth {
         Condition::Any(list) => {
             let (mut why, mut undecided) = (Vec::new(), false);
             for c in list {
-                match holds(claims, c) {
+                match holds(claims, c, t) {
                     Truth::True => return Truth::True,
                     Truth::False(e) => why.push(e),
                     Truth::Undecided(e) => {
@@ -368,19 +404,21 @@ pub(crate) fn holds(claims: &Object, condition: &Condition) -> Truth {
                     }
                 }
             }
-            let why = format!(
-                "none of {} alternatives held: {}",
-                list.len(),
-                why.join("; ")
-            );
+            let why = t.text(|| {
+                format!(
+                    "none of {} alternatives held: {}",
+                    list.len(),
+                    why.join("; ")
+                )
+            });
             if undecided {
                 Truth::Undecided(why)
             } else {
                 Truth::False(why)
             }
         }
-        Condition::Not(inner) => match holds(claims, inner) {
-            Truth::True => Truth::False(format!("must not hold: {}", describe(inner))),
+        Condition::Not(inner) => match holds(claims, inner, t) {
+            Truth::True => Truth::False(t.text(|| format!("must not hold: {}", describe(inner)))),
             Truth::False(_) => Truth::True,
             undecided @ Truth::Undecided(_) => undecided,
         },

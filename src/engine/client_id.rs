@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::engine::claims::show;
 use crate::engine::decision::Reason;
-use crate::engine::{BuildError, Failure};
+use crate::engine::{BuildError, Failure, Texts};
 use crate::json::{Json, Object};
 use crate::policy::{IdRule, IdSource};
 use crate::text::quote;
@@ -20,6 +20,7 @@ pub(crate) struct ClientId<'a> {
 pub(crate) fn resolve<'a>(
     claims: &'a Object,
     rule: &'a IdRule,
+    t: Texts,
 ) -> Result<Option<ClientId<'a>>, Failure> {
     for source in &rule.sources {
         let IdSource::Claim(name) = source else {
@@ -31,21 +32,23 @@ pub(crate) fn resolve<'a>(
         let id = match value {
             Json::String(s) if !s.is_empty() => &**s,
             other => {
-                return Err(Failure {
-                    reason: Reason::InvalidClaim,
-                    expected: format!("`{name}` as a non-empty string"),
-                    observed: show(other),
-                    detail: format!("client id claim `{name}` is malformed"),
-                });
+                return Err(Failure::new(t, Reason::InvalidClaim, || {
+                    (
+                        format!("`{name}` as a non-empty string"),
+                        show(other),
+                        format!("client id claim `{name}` is malformed"),
+                    )
+                }));
             }
         };
         if let Some(why) = rule.refusal(id) {
-            return Err(Failure {
-                reason: Reason::InvalidClaim,
-                expected: why.clone(),
-                observed: format!("`{name}` {}", quote(id)),
-                detail: format!("client id from `{name}` is refused: {why}"),
-            });
+            return Err(Failure::new(t, Reason::InvalidClaim, || {
+                (
+                    why.clone(),
+                    format!("`{name}` {}", quote(id)),
+                    format!("client id from `{name}` is refused: {why}"),
+                )
+            }));
         }
         return Ok(Some(ClientId { id, source: name }));
     }

@@ -1,10 +1,11 @@
 //! Decisions: a verdict, who the token speaks for, and every check with its outcome.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
+use super::evaluate::Replay;
 use crate::text::{escape, is_deceptive};
 
 /// Allow or deny. Exhaustive on purpose: callers handle both.
@@ -182,10 +183,62 @@ pub enum Outcome {
     NotEvaluated,
 }
 
+/// A check's name: a fixed check's is static, a policy's own (`required:…`, `constraint:…`,
+/// `rule:…`) is made once when the engine is built and shared, so writing a decision's checks
+/// does not count references of the fixed names (which every thread would share).
+#[derive(Clone)]
+pub(crate) enum Name {
+    Fixed(&'static str),
+    Shared(Arc<str>),
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Self::Fixed(name) => name,
+            Self::Shared(name) => name,
+        }
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Name {}
+
+impl From<&'static str> for Name {
+    fn from(name: &'static str) -> Self {
+        Self::Fixed(name)
+    }
+}
+
+impl From<String> for Name {
+    fn from(name: String) -> Self {
+        Self::Shared(Arc::from(name))
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
 /// One check of the policy and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    pub(crate) rule: Arc<str>,
+    pub(crate) rule: Name,
     pub(crate) outcome: Outcome,
     pub(crate) detail: String,
 }
@@ -292,49 +345,134 @@ impl Claims {
     }
 }
 
-/// The answer for one token: a value, never an error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub(crate) verdict: Verdict,
-    pub(crate) principal: Principal,
-    pub(crate) checks: Vec<Check>,
+/// The answer for one token: a value, never an error. Cheap to clone (one reference count).
+///
+/// A decision is made without the texts of its checks; [`Decision::checks`], [`Decision::explain`],
+/// [`Decision::to_json`] and the verified [`Decision::claims`] are written the first time one of
+/// them is asked for (then kept).
+#[derive(Clone)]
+pub struct Decision(Arc<Data>);
+
+struct Data {
+    verdict: Verdict,
+    principal: Principal,
+    /// The reason of each failed check, in check order.
+    failed: Vec<Reason>,
     /// The scopes the request needed: the policy's, then the requirement's.
-    pub(crate) required_scopes: Vec<String>,
-    /// The verified claims, on allow only.
-    pub(crate) claims: Option<Claims>,
-    pub(crate) policy_revision: Arc<str>,
+    required_scopes: Vec<String>,
+    policy_revision: Arc<str>,
+    /// Every check with its texts, once written.
+    checks: OnceLock<Vec<Check>>,
+    /// The verified claims (on allow only), once read.
+    claims: OnceLock<Option<Claims>>,
+    /// How to write the checks and the claims, for a decision made by an evaluation.
+    replay: Option<Replay>,
     /// When the decision holds, for the decision cache: `Some` once the signature verified, in an
     /// engine with a cache (the times the time checks compared `now` with); `None` otherwise.
-    pub(crate) window: Option<super::time::Window>,
+    window: Option<super::time::Window>,
 }
 
 impl Decision {
+    /// A decision made by an evaluation, whose texts and claims `replay` writes when asked.
+    pub(crate) fn replayed(
+        verdict: Verdict,
+        principal: Principal,
+        failed: Vec<Reason>,
+        required_scopes: Vec<String>,
+        policy_revision: Arc<str>,
+        replay: Replay,
+        window: Option<super::time::Window>,
+    ) -> Self {
+        Self(Arc::new(Data {
+            verdict,
+            principal,
+            failed,
+            required_scopes,
+            policy_revision,
+            checks: OnceLock::new(),
+            claims: OnceLock::new(),
+            replay: Some(replay),
+            window,
+        }))
+    }
+
+    /// This decision with its checks and claims written, holding nothing of the engine that
+    /// made it: what a decision cache keeps (inside that engine, where a reference back to it
+    /// would never be freed).
+    pub(crate) fn detached(&self) -> Self {
+        let data = &*self.0;
+        Self(Arc::new(Data {
+            verdict: data.verdict,
+            principal: data.principal.clone(),
+            failed: data.failed.clone(),
+            required_scopes: data.required_scopes.clone(),
+            policy_revision: data.policy_revision.clone(),
+            checks: OnceLock::from(self.checks().to_vec()),
+            claims: OnceLock::from(self.claims().cloned()),
+            replay: None,
+            window: data.window,
+        }))
+    }
+
+    /// When the decision holds, if it was made for a decision cache (see [`Data::window`]).
+    pub(crate) fn window(&self) -> Option<super::time::Window> {
+        self.0.window
+    }
+
+    /// A decision whose checks are already written.
+    pub(crate) fn with_checks(
+        verdict: Verdict,
+        principal: Principal,
+        checks: Vec<Check>,
+        required_scopes: Vec<String>,
+        claims: Option<Claims>,
+        policy_revision: Arc<str>,
+    ) -> Self {
+        Self(Arc::new(Data {
+            verdict,
+            principal,
+            failed: checks.iter().filter_map(Check::reason).collect(),
+            required_scopes,
+            policy_revision,
+            checks: OnceLock::from(checks),
+            claims: OnceLock::from(claims),
+            replay: None,
+            window: None,
+        }))
+    }
+
     /// The verified claims, when the token is allowed; `None` on deny (a denied token's claims
     /// are not to be acted on, even where its signature verified).
     pub fn claims(&self) -> Option<&Claims> {
-        self.claims.as_ref()
+        let data = &*self.0;
+        data.claims
+            .get_or_init(|| match (data.verdict, &data.replay) {
+                (Verdict::Allow, Some(replay)) => replay.payload().map(Claims::new),
+                _ => None,
+            })
+            .as_ref()
     }
 
     /// Every scope this request needed (the policy's `[scopes] required`, then those of the
     /// route or [`Requirement`](crate::Requirement)), in that order: what an
     /// `insufficient_scope` challenge names.
     pub fn required_scopes(&self) -> &[String] {
-        &self.required_scopes
+        &self.0.required_scopes
     }
 
     /// The [revision](crate::Policy::revision) of the policy that decided.
     pub fn policy_revision(&self) -> &str {
-        &self.policy_revision
+        &self.0.policy_revision
     }
 
     /// Allow or deny.
     pub fn verdict(&self) -> Verdict {
-        self.verdict
+        self.0.verdict
     }
 
     /// Whether the token may pass.
     pub fn is_allowed(&self) -> bool {
-        self.verdict == Verdict::Allow
+        self.0.verdict == Verdict::Allow
     }
 
     /// The deciding reason: the first failed check's in check order that says the token is not
@@ -343,7 +481,7 @@ impl Decision {
     /// when allowed.
     pub fn reason(&self) -> Option<Reason> {
         let mut permission = None;
-        for reason in self.checks.iter().filter_map(Check::reason) {
+        for reason in self.0.failed.iter().copied() {
             if !reason.is_permission() {
                 return Some(reason);
             }
@@ -355,7 +493,7 @@ impl Decision {
     /// The reason of every failed check, in check order, each code once.
     pub fn reasons(&self) -> Vec<Reason> {
         let mut reasons: Vec<Reason> = Vec::new();
-        for reason in self.checks.iter().filter_map(Check::reason) {
+        for reason in self.0.failed.iter().copied() {
             // At most one per reason code (a few dozen): the list stays tiny.
             if !reasons.contains(&reason) {
                 reasons.push(reason);
@@ -366,84 +504,119 @@ impl Decision {
 
     /// Who the token speaks for.
     pub fn principal(&self) -> &Principal {
-        &self.principal
+        &self.0.principal
     }
 
     /// Every check, in the order they are made.
     pub fn checks(&self) -> &[Check] {
-        &self.checks
+        let data = &*self.0;
+        data.checks.get_or_init(|| match &data.replay {
+            Some(replay) => {
+                let checks = replay.checks();
+                // The texts are written by the same checks that decided: the same failures.
+                debug_assert_eq!(
+                    checks.iter().filter_map(Check::reason).collect::<Vec<_>>(),
+                    data.failed,
+                    "{checks:?}"
+                );
+                checks
+            }
+            None => Vec::new(),
+        })
     }
 
     /// The failed checks.
     pub fn failures(&self) -> impl Iterator<Item = &Check> {
-        self.checks.iter().filter(|c| c.reason().is_some())
+        self.checks().iter().filter(|c| c.reason().is_some())
     }
 
     /// The decision as one line of JSON with the stable field names (see the README).
     pub fn to_json(&self) -> String {
-        #[derive(Serialize)]
-        struct JsonCheck<'a> {
-            rule: &'a str,
-            outcome: &'static str,
-            detail: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            reason: Option<Reason>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            expected: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            observed: Option<&'a str>,
+        // Written directly (the fields in this fixed order) rather than through a serialized
+        // tree: this is on every logged decision.
+        let mut out = String::with_capacity(2048);
+        out.push_str(r#"{"verdict":"#);
+        string(&mut out, verdict_str(self.verdict()));
+        out.push_str(r#","reason":"#);
+        match self.reason() {
+            Some(reason) => string(&mut out, reason.as_str()),
+            None => out.push_str("null"),
         }
-        #[derive(Serialize)]
-        struct JsonDecision<'a> {
-            verdict: Verdict,
-            reason: Option<Reason>,
-            reasons: Vec<Reason>,
-            #[serde(flatten)]
-            principal: &'a Principal,
-            policy_revision: &'a str,
-            checks: Vec<JsonCheck<'a>>,
+        out.push_str(r#","reasons":["#);
+        for (i, reason) in self.reasons().iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            string(&mut out, reason.as_str());
         }
-        let checks = self
-            .checks
-            .iter()
-            .map(|c| {
-                let (outcome, reason, expected, observed) = match &c.outcome {
-                    Outcome::Passed => ("passed", None, None, None),
-                    Outcome::NotEvaluated => ("not_evaluated", None, None, None),
-                    Outcome::Failed {
-                        reason,
-                        expected,
-                        observed,
-                    } => (
-                        "failed",
-                        Some(*reason),
-                        Some(expected.as_str()),
-                        Some(observed.as_str()),
-                    ),
-                };
-                JsonCheck {
-                    rule: &c.rule,
-                    outcome,
-                    detail: &c.detail,
-                    reason,
-                    expected,
-                    observed,
-                }
-            })
-            .collect();
-        let json = JsonDecision {
-            verdict: self.verdict,
-            reason: self.reason(),
-            reasons: self.reasons(),
-            principal: &self.principal,
-            policy_revision: &self.policy_revision,
-            checks,
-        };
-        // Serializing strings, numbers and unit enums into a String cannot fail.
-        let text = serde_json::to_string(&json).unwrap_or_else(|_| {
-            r#"{"verdict":"deny","reason":"internal","reasons":["internal"]}"#.to_owned()
-        });
-        escape_deceptive(text)
+        out.push(']');
+        let p = self.principal();
+        for (name, value) in [
+            ("issuer", &p.issuer),
+            ("subject", &p.subject),
+            ("client_id", &p.client_id),
+            ("client_id_source", &p.client_id_source),
+            ("resource_client_id", &p.resource_client_id),
+            ("audience", &p.audience),
+            ("resource", &p.resource),
+        ] {
+            out.push(',');
+            string(&mut out, name);
+            out.push(':');
+            match value {
+                Some(value) => string(&mut out, value),
+                None => out.push_str("null"),
+            }
+        }
+        out.push_str(r#","scopes":["#);
+        for (i, scope) in p.scopes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            string(&mut out, scope);
+        }
+        out.push_str(r#"],"expires_at":"#);
+        match p.expires_at {
+            Some(at) => out.push_str(&at.to_string()),
+            None => out.push_str("null"),
+        }
+        out.push_str(r#","policy_revision":"#);
+        string(&mut out, self.policy_revision());
+        out.push_str(r#","checks":["#);
+        for (i, check) in self.checks().iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(r#"{"rule":"#);
+            string(&mut out, &check.rule);
+            out.push_str(r#","outcome":"#);
+            string(
+                &mut out,
+                match check.outcome {
+                    Outcome::Passed => "passed",
+                    Outcome::NotEvaluated => "not_evaluated",
+                    Outcome::Failed { .. } => "failed",
+                },
+            );
+            out.push_str(r#","detail":"#);
+            string(&mut out, &check.detail);
+            if let Outcome::Failed {
+                reason,
+                expected,
+                observed,
+            } = &check.outcome
+            {
+                out.push_str(r#","reason":"#);
+                string(&mut out, reason.as_str());
+                out.push_str(r#","expected":"#);
+                string(&mut out, expected);
+                out.push_str(r#","observed":"#);
+                string(&mut out, observed);
+            }
+            out.push('}');
+        }
+        out.push_str("]}");
+        out
     }
 
     /// The human explanation in a few lines: the verdict, who the token speaks for, which
@@ -458,7 +631,7 @@ impl Decision {
                 reason.http_status()
             ),
         };
-        let p = &self.principal;
+        let p = self.principal();
         let client = match (&p.client_id, &p.client_id_source) {
             (Some(id), Some(source)) => Some(format!("{id} (from `{source}`)")),
             _ => None,
@@ -481,7 +654,7 @@ impl Decision {
             out.push_str(&format!("  {}\n", who.join(", ")));
         }
         if let Some(audience) = self
-            .checks
+            .checks()
             .iter()
             .find(|c| &*c.rule == "audience" && c.outcome == Outcome::Passed)
         {
@@ -500,7 +673,8 @@ impl Decision {
                 ));
             }
         }
-        let count = |o: fn(&Outcome) -> bool| self.checks.iter().filter(|c| o(&c.outcome)).count();
+        let count =
+            |o: fn(&Outcome) -> bool| self.checks().iter().filter(|c| o(&c.outcome)).count();
         let passed = count(|o| matches!(o, Outcome::Passed));
         let failed = count(|o| matches!(o, Outcome::Failed { .. }));
         let skipped = count(|o| matches!(o, Outcome::NotEvaluated));
@@ -508,7 +682,7 @@ impl Decision {
             "  checks: {passed} passed, {failed} failed, {skipped} not evaluated"
         ));
         if let Some(first) = self
-            .checks
+            .checks()
             .iter()
             .find(|c| c.outcome == Outcome::NotEvaluated)
         {
@@ -519,26 +693,206 @@ impl Decision {
     }
 }
 
+impl PartialEq for Decision {
+    fn eq(&self, other: &Self) -> bool {
+        self.verdict() == other.verdict()
+            && self.principal() == other.principal()
+            && self.checks() == other.checks()
+            && self.required_scopes() == other.required_scopes()
+            && self.claims() == other.claims()
+            && self.policy_revision() == other.policy_revision()
+    }
+}
+
+impl Eq for Decision {}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("verdict", &self.verdict())
+            .field("principal", self.principal())
+            .field("checks", &self.checks())
+            .field("required_scopes", &self.required_scopes())
+            .field("claims", &self.claims())
+            .field("policy_revision", &self.policy_revision())
+            .finish()
+    }
+}
+
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.explain())
     }
 }
 
-/// JSON text with the characters that reorder or break lines written as `\uXXXX` escapes: the
-/// same JSON value, but a log line that shows what it holds. These characters can only occur
-/// inside strings, where the escape means exactly the character.
-fn escape_deceptive(json: String) -> String {
-    if !json.chars().any(is_deceptive) {
-        return json;
+fn verdict_str(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Allow => "allow",
+        Verdict::Deny => "deny",
     }
-    let mut out = String::with_capacity(json.len() + 16);
-    for c in json.chars() {
-        if is_deceptive(c) {
-            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+}
+
+/// Writes `value` as a JSON string: `"` and `\` escaped, control characters below U+0020 as
+/// `\b \f \n \r \t` or `\u00xx` (as `serde_json` writes them), and the characters that
+/// reorder or break lines ([`is_deceptive`]) as `\uXXXX` escapes: the same JSON value, but a
+/// log line that shows what it holds.
+fn string(out: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let bytes = value.as_bytes();
+    // `bytes[plain..i]` is written as it is, once an escape (or the end) is reached.
+    let mut plain = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if bytes.get(i..i + 8).is_some_and(is_plain) {
+            i += 8;
+            continue;
+        }
+        let (escape, code, len): (&str, u32, usize) = match b {
+            b'"' => ("\\\"", 0, 1),
+            b'\\' => ("\\\\", 0, 1),
+            b'\n' => ("\\n", 0, 1),
+            b'\r' => ("\\r", 0, 1),
+            b'\t' => ("\\t", 0, 1),
+            0x08 => ("\\b", 0, 1),
+            0x0c => ("\\f", 0, 1),
+            0x00..=0x1f => ("", u32::from(b), 1),
+            // The lead bytes of the deceptive characters (U+061C; U+200E to U+2069).
+            0xd8 | 0xe2 => match value.get(i..).and_then(|rest| rest.chars().next()) {
+                Some(c) if is_deceptive(c) => ("", u32::from(c), c.len_utf8()),
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            },
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push_str(value.get(plain..i).unwrap_or_default());
+        if escape.is_empty() {
+            // Every escaped character is in the Basic Multilingual Plane: four hex digits.
+            out.push_str("\\u");
+            for shift in [12, 8, 4, 0] {
+                let digit = HEX
+                    .get(((code >> shift) & 0xf) as usize)
+                    .copied()
+                    .unwrap_or(b'0');
+                out.push(char::from(digit));
+            }
         } else {
-            out.push(c);
+            out.push_str(escape);
+        }
+        i += len;
+        plain = i;
+    }
+    out.push_str(value.get(plain..).unwrap_or_default());
+    out.push('"');
+}
+
+/// Whether eight bytes are all printable ASCII other than `"` and `\\` (written as they are).
+fn is_plain(chunk: &[u8]) -> bool {
+    chunk
+        .iter()
+        .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A decision holding every kind of value `to_json` writes: each outcome, absent and present
+    /// principal fields, and strings with quotes, backslashes, control, deceptive and non-BMP
+    /// characters.
+    fn tricky() -> Decision {
+        let text = "a\"b\\c\u{1}\u{8}\u{c}\n\r\t\u{1f}\u{7f}/é\u{2028}\u{202e}😀";
+        Decision::with_checks(
+            Verdict::Deny,
+            Principal {
+                issuer: Some(text.into()),
+                subject: None,
+                client_id: Some("c".into()),
+                client_id_source: Some("client_id".into()),
+                resource_client_id: None,
+                audience: Some("https://a.example".into()),
+                resource: None,
+                scopes: vec!["read".into(), text.into()],
+                expires_at: Some(-17),
+            },
+            vec![
+                Check {
+                    rule: "size".into(),
+                    outcome: Outcome::Passed,
+                    detail: "10 bytes".into(),
+                },
+                Check {
+                    rule: "rule:x\u{2029}".into(),
+                    outcome: Outcome::Failed {
+                        reason: Reason::InsufficientPermission,
+                        expected: text.into(),
+                        observed: String::new(),
+                    },
+                    detail: text.into(),
+                },
+                Check {
+                    rule: "exp".into(),
+                    outcome: Outcome::NotEvaluated,
+                    detail: "why".into(),
+                },
+                Check {
+                    rule: "issuer".into(),
+                    outcome: Outcome::Failed {
+                        reason: Reason::UntrustedIssuer,
+                        expected: "e".into(),
+                        observed: "o".into(),
+                    },
+                    detail: "d".into(),
+                },
+            ],
+            vec!["s".into()],
+            None,
+            Arc::from("0123456789abcdef"),
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn strings_are_written_as_serde_json_writes_them_with_deceptive_characters_escaped(
+            value in "(.|[\u{0}-\u{1f}\u{2028}\u{202e}\u{61c}\"\\\\])*"
+        ) {
+            let mut out = String::new();
+            string(&mut out, &value);
+            let mut expected = String::new();
+            for c in serde_json::to_string(&value).unwrap().chars() {
+                if is_deceptive(c) {
+                    expected.push_str(&format!("\\u{:04x}", u32::from(c)));
+                } else {
+                    expected.push(c);
+                }
+            }
+            proptest::prop_assert_eq!(out, expected);
         }
     }
-    out
+
+    #[test]
+    fn to_json_writes_every_field_with_json_escapes() {
+        let expected = r#"{"verdict":"deny","reason":"untrusted_issuer","reasons":["insufficient_permission","untrusted_issuer"],"issuer":"a\"b\\c\u0001\b\f\n\r\t\u001f/é\u2028\u202e😀","subject":null,"client_id":"c","client_id_source":"client_id","resource_client_id":null,"audience":"https://a.example","resource":null,"scopes":["read","a\"b\\c\u0001\b\f\n\r\t\u001f/é\u2028\u202e😀"],"expires_at":-17,"policy_revision":"0123456789abcdef","checks":[{"rule":"size","outcome":"passed","detail":"10 bytes"},{"rule":"rule:x\u2029","outcome":"failed","detail":"a\"b\\c\u0001\b\f\n\r\t\u001f/é\u2028\u202e😀","reason":"insufficient_permission","expected":"a\"b\\c\u0001\b\f\n\r\t\u001f/é\u2028\u202e😀","observed":""},{"rule":"exp","outcome":"not_evaluated","detail":"why"},{"rule":"issuer","outcome":"failed","detail":"d","reason":"untrusted_issuer","expected":"e","observed":"o"}]}"#;
+        let json = tricky().to_json();
+        assert_eq!(json.replace('\u{7f}', ""), expected);
+        assert!(json.contains('\u{7f}'));
+        let empty = Decision::with_checks(
+            Verdict::Allow,
+            Principal::default(),
+            Vec::new(),
+            Vec::new(),
+            None,
+            Arc::from("r"),
+        );
+        assert_eq!(
+            empty.to_json(),
+            r#"{"verdict":"allow","reason":null,"reasons":[],"issuer":null,"subject":null,"client_id":null,"client_id_source":null,"resource_client_id":null,"audience":null,"resource":null,"scopes":[],"expires_at":null,"policy_revision":"r","checks":[]}"#
+        );
+    }
 }

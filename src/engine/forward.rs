@@ -27,9 +27,9 @@ impl super::decision::Decision {
         use super::decision::{Check, Outcome, Reason, Verdict};
         use std::sync::Arc;
 
-        let mut checks = self.checks.clone();
+        let mut checks = self.checks().to_vec();
         checks.push(Check {
-            rule: Arc::from(format!("forward:{}", error.header)),
+            rule: format!("forward:{}", error.header).into(),
             outcome: Outcome::Failed {
                 reason: Reason::InvalidClaim,
                 expected: "a value a header can carry: printable ASCII".to_owned(),
@@ -37,15 +37,14 @@ impl super::decision::Decision {
             },
             detail: error.to_string(),
         });
-        Self {
-            verdict: Verdict::Deny,
-            principal: self.principal.clone(),
+        Self::with_checks(
+            Verdict::Deny,
+            self.principal().clone(),
             checks,
-            required_scopes: self.required_scopes.clone(),
-            claims: None,
-            policy_revision: self.policy_revision.clone(),
-            window: None,
-        }
+            self.required_scopes().to_vec(),
+            None,
+            Arc::from(self.policy_revision()),
+        )
     }
 }
 

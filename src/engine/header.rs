@@ -3,57 +3,83 @@
 use std::collections::HashSet;
 
 use crate::algorithm::Algorithm;
-use crate::engine::Failure;
 use crate::engine::decision::Reason;
+use crate::engine::{Failure, Texts};
 use crate::json::Json;
 use crate::policy::HeaderRules;
 use crate::text::quote;
-use crate::token::{Header, REGISTERED_HEADER_PARAMETERS, media_type};
+use crate::token::{Header, REGISTERED_HEADER_PARAMETERS};
 
 /// The header's `alg`, if it is one the issuer allows (exact, case-sensitive; never `none`).
-pub(crate) fn algorithm(header: &Header, allowed: &[Algorithm]) -> Result<Algorithm, Failure> {
+pub(crate) fn algorithm(
+    header: &Header,
+    allowed: &[Algorithm],
+    t: Texts,
+) -> Result<Algorithm, Failure> {
     match Algorithm::from_name(&header.alg).filter(|alg| allowed.contains(alg)) {
         Some(alg) => Ok(alg),
-        None => Err(Failure {
-            reason: Reason::AlgorithmNotAllowed,
-            expected: allowed
-                .iter()
-                .map(|a| format!("`{a}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            observed: quote(&header.alg),
-            detail: "the issuer does not sign with this algorithm".into(),
-        }),
+        None => Err(Failure::new(t, Reason::AlgorithmNotAllowed, || {
+            (
+                allowed
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                quote(&header.alg),
+                "the issuer does not sign with this algorithm".into(),
+            )
+        })),
     }
 }
 
 /// `typ` must be one of the accepted media types: case-insensitive, `application/` implied
 /// (RFC 7515 §4.1.9).
-pub(crate) fn typ(header: &Header, rules: &HeaderRules) -> Option<Result<String, Failure>> {
+pub(crate) fn typ(
+    header: &Header,
+    rules: &HeaderRules,
+    t: Texts,
+) -> Option<Result<String, Failure>> {
     if rules.typ.is_empty() {
         return None;
     }
     Some(match &header.typ {
-        Some(typ) if rules.typ.contains(&media_type(typ)) => Ok(format!("`typ` is `{typ}`")),
-        found => Err(Failure {
-            reason: Reason::InvalidType,
-            expected: rules
-                .typ
-                .iter()
-                .map(|t| format!("`{t}`"))
-                .collect::<Vec<_>>()
-                .join(" or "),
-            observed: found.as_ref().map_or("absent".into(), |t| quote(t)),
-            detail: "not an access token of the accepted type".into(),
-        }),
+        Some(typ) if accepted_type(typ, &rules.typ) => Ok(t.text(|| format!("`typ` is `{typ}`"))),
+        found => Err(Failure::new(t, Reason::InvalidType, || {
+            (
+                rules
+                    .typ
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                found.as_ref().map_or("absent".into(), |t| quote(t)),
+                "not an access token of the accepted type".into(),
+            )
+        })),
+    })
+}
+
+/// Whether `typ` is one of the `accepted` media types (each lowercase, with `application/`),
+/// the way [`media_type`] compares them, without making the lowercase copy.
+fn accepted_type(typ: &str, accepted: &[String]) -> bool {
+    const APPLICATION: &str = "application/";
+    accepted.iter().any(|want| {
+        if typ.contains('/') {
+            want.eq_ignore_ascii_case(typ)
+        } else {
+            want.get(..APPLICATION.len()) == Some(APPLICATION)
+                && want
+                    .get(APPLICATION.len()..)
+                    .is_some_and(|rest| rest.eq_ignore_ascii_case(typ))
+        }
     })
 }
 
 /// `crit` (RFC 7515 §4.1.11): a non-empty array of names, each present in the header, none a
 /// registered parameter, and each one the embedding service says it processes.
-pub(crate) fn crit(header: &Header, rules: &HeaderRules) -> Result<String, Failure> {
+pub(crate) fn crit(header: &Header, rules: &HeaderRules, t: Texts) -> Result<String, Failure> {
     let Some(crit) = &header.crit else {
-        return Ok("no `crit`".into());
+        return Ok(t.text(|| "no `crit`".into()));
     };
     let fail = |observed: String, detail: String| Failure {
         reason: Reason::UnsupportedCriticalHeader,
@@ -118,8 +144,5 @@ pub(crate) fn crit(header: &Header, rules: &HeaderRules) -> Result<String, Failu
             ));
         }
     }
-    Ok(format!(
-        "`crit` extensions understood: {}",
-        names.join(", ")
-    ))
+    Ok(t.text(|| format!("`crit` extensions understood: {}", names.join(", "))))
 }

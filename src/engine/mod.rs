@@ -94,6 +94,122 @@ pub(crate) struct Failure {
     pub(crate) detail: String,
 }
 
+impl Failure {
+    /// A failure for `reason` whose texts (expected, observed, detail) are made only when `t`
+    /// renders them.
+    pub(crate) fn new(
+        t: Texts,
+        reason: Reason,
+        texts: impl FnOnce() -> (String, String, String),
+    ) -> Self {
+        let (expected, observed, detail) = if t.0 { texts() } else { Default::default() };
+        Self {
+            reason,
+            expected,
+            observed,
+            detail,
+        }
+    }
+}
+
+/// Whether an evaluation writes the texts of its checks (details, expected, observed).
+///
+/// A decision is made without them: only each check's outcome and reason are kept. When a
+/// caller asks to see the checks, the same evaluation runs again on the same token with texts
+/// on, so every check's logic is written once and its texts are only made when someone reads
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Texts(pub(crate) bool);
+
+impl Texts {
+    /// The text `make` writes, when texts are on; an empty string (no allocation) otherwise.
+    pub(crate) fn text(self, make: impl FnOnce() -> String) -> String {
+        if self.0 { make() } else { String::new() }
+    }
+}
+
+/// The kinds of check, in the order they are made (claim, constraint and rule checks, by their
+/// index in the policy, come after `resource`; then `scopes` and `client_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckKind {
+    Size,
+    Format,
+    Issuer,
+    Algorithm,
+    Typ,
+    Crit,
+    Key,
+    Signature,
+    ReplicatedClaims,
+    Exp,
+    Nbf,
+    Iat,
+    MaxAge,
+    Audience,
+    Resource,
+    /// `required:PATH`, by index in `required_claims`.
+    Required(usize),
+    /// `constraint:PATH`, by index in `constraints`.
+    Constraint(usize),
+    /// `rule:NAME`, by index in `rules`.
+    Rule(usize),
+    /// `rule:NAME` for a rule the requirement names and the policy lacks, by index in the
+    /// requirement's rules.
+    UnknownRule(usize),
+    Scopes,
+    ClientId,
+}
+
+impl CheckKind {
+    /// The checks every engine may report, in order; the policy's claim, constraint and rule
+    /// checks come just before `Scopes`.
+    pub(crate) const FIXED: [CheckKind; 17] = [
+        Self::Size,
+        Self::Format,
+        Self::Issuer,
+        Self::Algorithm,
+        Self::Typ,
+        Self::Crit,
+        Self::Key,
+        Self::Signature,
+        Self::ReplicatedClaims,
+        Self::Exp,
+        Self::Nbf,
+        Self::Iat,
+        Self::MaxAge,
+        Self::Audience,
+        Self::Resource,
+        Self::Scopes,
+        Self::ClientId,
+    ];
+
+    /// The stable name of a fixed check.
+    pub(crate) fn fixed_name(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Size => "size",
+            Self::Format => "format",
+            Self::Issuer => "issuer",
+            Self::Algorithm => "algorithm",
+            Self::Typ => "typ",
+            Self::Crit => "crit",
+            Self::Key => "key",
+            Self::Signature => "signature",
+            Self::ReplicatedClaims => "replicated_claims",
+            Self::Exp => "exp",
+            Self::Nbf => "nbf",
+            Self::Iat => "iat",
+            Self::MaxAge => "max_age",
+            Self::Audience => "audience",
+            Self::Resource => "resource",
+            Self::Scopes => "scopes",
+            Self::ClientId => "client_id",
+            Self::Required(_) | Self::Constraint(_) | Self::Rule(_) | Self::UnknownRule(_) => {
+                return None;
+            }
+        })
+    }
+}
+
 /// An issuer as the engine uses it.
 #[derive(Debug)]
 pub(crate) struct CompiledIssuer {
@@ -120,10 +236,9 @@ fn unique(names: impl Iterator<Item = String>) -> Vec<Arc<str>> {
     out
 }
 
-/// The check names, made once so each decision only clones reference counts.
+/// The check names, made once so each rendering only clones reference counts.
 #[derive(Debug)]
 pub(crate) struct Names {
-    pub(crate) fixed: BTreeMap<&'static str, Arc<str>>,
     pub(crate) required: Vec<Arc<str>>,
     pub(crate) constraints: Vec<Arc<str>>,
     pub(crate) rules: Vec<Arc<str>>,
@@ -131,12 +246,7 @@ pub(crate) struct Names {
 
 impl Names {
     fn new(policy: &Policy) -> Self {
-        let fixed = evaluate::FIXED_CHECKS
-            .iter()
-            .map(|n| (*n, Arc::from(*n)))
-            .collect();
         Self {
-            fixed,
             // `"a.b"` (one claim) and `["a", "b"]` (nested) are both shown as `a.b`.
             required: unique(
                 policy
@@ -158,11 +268,17 @@ impl Names {
         }
     }
 
-    pub(crate) fn get(&self, name: &'static str) -> Arc<str> {
-        self.fixed
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(name))
+    /// The name of a check of this policy; `None` for [`CheckKind::UnknownRule`], which the
+    /// requirement names.
+    pub(crate) fn get(&self, kind: CheckKind) -> Option<decision::Name> {
+        let shared = match kind {
+            CheckKind::Required(i) => self.required.get(i),
+            CheckKind::Constraint(i) => self.constraints.get(i),
+            CheckKind::Rule(i) => self.rules.get(i),
+            CheckKind::UnknownRule(_) => None,
+            fixed => return fixed.fixed_name().map(decision::Name::Fixed),
+        };
+        shared.cloned().map(decision::Name::Shared)
     }
 }
 
@@ -498,7 +614,7 @@ impl PolicyEngine {
         now: UnixTime,
         requirement: &Requirement,
     ) -> Decision {
-        let (token, inner) = (token.as_ref(), &*self.inner);
+        let (token, inner) = (token.as_ref(), &self.inner);
         let Some(cache) = &inner.cache else {
             return evaluate::run(inner, token, now, requirement, &|issuer| {
                 current_keys(issuer)
@@ -545,24 +661,38 @@ impl PolicyEngine {
         now: UnixTime,
         requirement: &Requirement,
     ) -> Decision {
-        let (token, inner) = (token.as_ref(), &*self.inner);
+        let (token, inner) = (token.as_ref(), &self.inner);
         let cache = inner.cache.as_ref();
         if let Some(hit) = cache.and_then(|c| c.get(inner, token, requirement, now)) {
             return hit;
         }
         // Which keys each decision was made with, for the cache.
         let used = KeysUsed::default();
-        let (decision, refresh) = evaluate::run(inner, token, now, requirement, &|issuer| {
-            used.record(inner, issuer, current_keys(issuer))
-        });
-        let Some((source, kid)) = refresh.and_then(|(index, kid)| {
-            let source = inner.issuers.get(index)?.keys.clone()?;
-            Some((source, kid))
-        }) else {
+        let keep = |decision: Decision, used: &KeysUsed| {
             if let Some(cache) = cache {
-                cache.insert(token, requirement, now, &decision, &used);
+                cache.insert(token, requirement, now, &decision, used);
             }
-            return decision;
+            decision
+        };
+        // The token is decoded once: an evaluation that needs its issuer's keys refreshed pauses
+        // at the key step and goes on from there.
+        let mut buffer = Vec::new();
+        let paused = match evaluate::start(inner, token, &mut buffer, now, requirement, &|issuer| {
+            used.record(inner, issuer, current_keys(issuer))
+        }) {
+            Ok(decision) => return keep(decision, &used),
+            Err(paused) => paused,
+        };
+        let (index, kid) = paused.refresh().clone();
+        let Some(source) = inner
+            .issuers
+            .get(index)
+            .and_then(|issuer| issuer.keys.clone())
+        else {
+            let decision = evaluate::resume(paused, inner, token, now, &|issuer| {
+                used.record(inner, issuer, current_keys(issuer))
+            });
+            return keep(decision, &used);
         };
         // A key source is the service's code; if it panics, the token is denied as `internal`
         // and the caller's task goes on.
@@ -574,7 +704,7 @@ impl PolicyEngine {
             Ok(fresh) => fresh,
             Err(()) => return evaluate::internal(inner),
         };
-        // Decide again with what the refresh gave: new keys, or why there are none.
+        // Go on with what the refresh gave: new keys, or why there are none.
         let lookup = |issuer: &CompiledIssuer| {
             let keys = match &issuer.keys {
                 Some(s) if Arc::ptr_eq(s, &source) => fresh.clone(),
@@ -582,11 +712,8 @@ impl PolicyEngine {
             };
             used.record(inner, issuer, keys)
         };
-        let decision = evaluate::run(inner, token, now, requirement, &lookup).0;
-        if let Some(cache) = cache {
-            cache.insert(token, requirement, now, &decision, &used);
-        }
-        decision
+        let decision = evaluate::resume(paused, inner, token, now, &lookup);
+        keep(decision, &used)
     }
 }
 
@@ -682,5 +809,116 @@ mod tests {
     fn engine_is_send_sync_and_cheap_to_clone() {
         fn assert_send_sync<T: Send + Sync + Clone>() {}
         assert_send_sync::<PolicyEngine>();
+        assert_send_sync::<Decision>();
+    }
+
+    /// Keys from the keycard-mcp JWKS that count how often they are asked for.
+    #[derive(Debug)]
+    struct Counted(StaticKeys, std::sync::atomic::AtomicUsize);
+
+    impl KeySource for Counted {
+        fn keys(&self) -> Result<Arc<KeySet>, KeyError> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.keys()
+        }
+    }
+
+    fn keycard(source: Arc<Counted>) -> PolicyEngine {
+        PolicyEngine::builder(Policy::from_file("policies/keycard-mcp.toml").unwrap())
+            .context("credential.key_id", "mcp-server-key-1")
+            .key_source_for_all(source)
+            .build()
+            .unwrap()
+    }
+
+    fn counted() -> Arc<Counted> {
+        Arc::new(Counted(
+            StaticKeys::from_file("policies/keycard-mcp.jwks.json").unwrap(),
+            std::sync::atomic::AtomicUsize::new(0),
+        ))
+    }
+
+    fn at() -> UnixTime {
+        UnixTime::from_secs(1_767_225_600)
+    }
+
+    /// Keys that lack every `kid` until refreshed.
+    #[derive(Debug)]
+    struct Rotated(StaticKeys);
+
+    impl KeySource for Rotated {
+        fn keys(&self) -> Result<Arc<KeySet>, KeyError> {
+            Ok(Arc::new(KeySet::default()))
+        }
+
+        fn refresh<'a>(&'a self, _kid: Option<&'a str>) -> KeysFuture<'a> {
+            Box::pin(std::future::ready(self.0.keys()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refresh_for_an_unknown_kid_resumes_at_the_key_step() {
+        let engine = PolicyEngine::builder(Policy::from_file("policies/keycard-mcp.toml").unwrap())
+            .context("credential.key_id", "mcp-server-key-1")
+            .key_source_for_all(Arc::new(Rotated(
+                StaticKeys::from_file("policies/keycard-mcp.jwks.json").unwrap(),
+            )))
+            .build()
+            .unwrap();
+        let token = std::fs::read_to_string("policies/demo/zone-audience.jwt").unwrap();
+        let before = crate::token::DECODED.with(|n| n.get());
+        let decision = engine.evaluate_async_at(token.trim_end(), at()).await;
+        assert_eq!(crate::token::DECODED.with(|n| n.get()) - before, 1);
+        assert!(decision.is_allowed(), "{}", decision.explain());
+        // The texts are written with the keys the refresh gave.
+        let key = decision
+            .checks()
+            .iter()
+            .find(|c| c.rule() == "key")
+            .unwrap();
+        assert_eq!(key.outcome(), &Outcome::Passed);
+    }
+
+    #[test]
+    fn a_cloned_decision_shares_its_checks_and_claims() {
+        let engine = keycard(counted());
+        let token = std::fs::read_to_string("policies/demo/zone-audience.jwt").unwrap();
+        let decision = engine.evaluate_at(token.trim_end(), at());
+        let clone = decision.clone();
+        assert!(decision.is_allowed());
+        assert!(std::ptr::eq(decision.checks(), clone.checks()));
+        assert!(std::ptr::eq(
+            decision.claims().unwrap(),
+            clone.claims().unwrap()
+        ));
+    }
+
+    #[test]
+    fn showing_a_decision_asks_for_no_keys_and_writes_what_deciding_found() {
+        let source = counted();
+        let engine = keycard(source.clone());
+        let token = std::fs::read_to_string("policies/demo/zone-audience.jwt").unwrap();
+        let token = token.trim_end();
+        let decision = engine.evaluate_at(token, at());
+        assert_eq!(source.1.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let json = decision.to_json();
+        let explained = decision.explain();
+        assert_eq!(source.1.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(json.contains(r#"{"rule":"signature","outcome":"passed","detail":"`"#));
+        assert!(explained.starts_with("ALLOW\n"), "{explained}");
+        let payload = token.split('.').nth(1).unwrap();
+        let claims = base64::Engine::decode(&crate::json::BASE64URL, payload).unwrap();
+        assert_eq!(decision.claims().unwrap().json().as_bytes(), claims);
+
+        // A token whose signature does not verify: the texts say so without verifying again.
+        let (head, sig) = token.rsplit_once('.').unwrap();
+        let first = if sig.starts_with('A') { 'B' } else { 'A' };
+        let forged = format!("{head}.{first}{}", &sig[1..]);
+        let denied = engine.evaluate_at(&forged, at());
+        assert_eq!(denied.reason(), Some(Reason::InvalidSignature));
+        let failed: Vec<&str> = denied.failures().map(Check::rule).collect();
+        assert_eq!(failed, ["signature"]);
+        assert!(denied.claims().is_none());
+        assert_eq!(source.1.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

@@ -6,9 +6,9 @@
 
 use std::collections::HashSet;
 
-use crate::engine::Failure;
 use crate::engine::claims::{show, values};
 use crate::engine::decision::Reason;
+use crate::engine::{Failure, Texts};
 use crate::json::Object;
 use crate::policy::ScopeRules;
 use crate::text::quote;
@@ -22,9 +22,12 @@ pub(crate) fn granted<'a>(
     rules: &ScopeRules,
     strict: bool,
     skipped: &mut Vec<String>,
+    t: Texts,
 ) -> Result<Vec<&'a str>, Failure> {
+    // Up to this many scopes, repeats are found by scanning what is kept; past it, by a set.
+    const FEW: usize = 8;
     let mut out: Vec<&str> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut seen: Option<HashSet<&str>> = None;
     for (claim, format) in &rules.claims {
         let Some(value) = claims.get(claim) else {
             continue;
@@ -32,25 +35,35 @@ pub(crate) fn granted<'a>(
         let list = match values(value, *format) {
             Ok(list) => list,
             Err(why) if !strict => {
-                skipped.push(format!("`{claim}` {why}"));
+                skipped.push(t.text(|| format!("`{claim}` {why}")));
                 continue;
             }
             Err(why) => {
-                return Err(Failure {
-                    reason: Reason::InvalidClaim,
-                    expected: format!("`{claim}` as {}", format.as_str()),
-                    observed: show(value),
-                    detail: format!("`{claim}` {why}"),
-                });
+                return Err(Failure::new(t, Reason::InvalidClaim, || {
+                    (
+                        format!("`{claim}` as {}", format.as_str()),
+                        show(value),
+                        format!("`{claim}` {why}"),
+                    )
+                }));
             }
         };
-        out.extend(list.into_iter().filter(|scope| seen.insert(scope)));
+        for scope in list {
+            let new = match &mut seen {
+                Some(seen) => seen.insert(scope),
+                None if out.len() < FEW => !out.contains(&scope),
+                None => seen.insert(out.iter().copied().collect()).insert(scope),
+            };
+            if new {
+                out.push(scope);
+            }
+        }
     }
     Ok(out)
 }
 
 /// Checks that every required scope (the policy's and the request's) is granted.
-pub(crate) fn check(granted: &[&str], required: &[&str]) -> Result<String, Failure> {
+pub(crate) fn check(granted: &[&str], required: &[&str], t: Texts) -> Result<String, Failure> {
     let have: HashSet<&str> = match required {
         [] => HashSet::new(),
         _ => granted.iter().copied().collect(),
@@ -61,17 +74,18 @@ pub(crate) fn check(granted: &[&str], required: &[&str]) -> Result<String, Failu
         .filter(|s| !have.contains(s))
         .collect();
     if missing.is_empty() {
-        return Ok(match required {
+        return Ok(t.text(|| match required {
             [] => format!("granted {} (none required)", list(granted)),
             req => format!("required {} granted", list(req)),
-        });
+        }));
     }
-    Err(Failure {
-        reason: Reason::InsufficientScope,
-        expected: format!("scopes {}", list(required)),
-        observed: format!("granted {}", list(granted)),
-        detail: format!("missing {}", list(&missing)),
-    })
+    Err(Failure::new(t, Reason::InsufficientScope, || {
+        (
+            format!("scopes {}", list(required)),
+            format!("granted {}", list(granted)),
+            format!("missing {}", list(&missing)),
+        )
+    }))
 }
 
 /// Scopes for a message: quoted, at most 20 of them.
@@ -85,4 +99,32 @@ fn list(scopes: &[&str]) -> String {
         out.push(format!("… ({} in all)", scopes.len()));
     }
     out.join(", ")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::json::parse_object;
+    use crate::policy::ValueFormat;
+
+    #[test]
+    fn granted_scopes_keep_token_order_without_repeats_however_many() {
+        let rules = ScopeRules {
+            claims: vec![
+                ("scope".into(), ValueFormat::SpaceDelimited),
+                ("scp".into(), ValueFormat::Array),
+            ],
+            required: Vec::new(),
+        };
+        let json = br#"{"scope": "a b a c d e f g h b i j a k", "scp": ["k", "l", "c", "m", "l"]}"#;
+        let claims = parse_object(json, 8).unwrap();
+        let granted = granted(&claims, &rules, true, &mut Vec::new(), Texts(true)).unwrap();
+        assert_eq!(
+            granted,
+            [
+                "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m"
+            ]
+        );
+    }
 }

@@ -694,11 +694,11 @@ mod tests {
     }
 
     fn denied(reason: Reason, required_scopes: &[&str]) -> Decision {
-        Decision {
-            verdict: Verdict::Deny,
-            principal: Principal::default(),
-            checks: vec![Check {
-                rule: Arc::from("scopes"),
+        Decision::with_checks(
+            Verdict::Deny,
+            Principal::default(),
+            vec![Check {
+                rule: "scopes".into(),
                 outcome: Outcome::Failed {
                     reason,
                     expected: "x".into(),
@@ -706,11 +706,10 @@ mod tests {
                 },
                 detail: "the token said \"secret\"".into(),
             }],
-            required_scopes: required_scopes.iter().map(|s| (*s).to_owned()).collect(),
-            claims: None,
-            policy_revision: Arc::from("0123456789abcdef"),
-            window: None,
-        }
+            required_scopes.iter().map(|s| (*s).to_owned()).collect(),
+            None,
+            Arc::from("0123456789abcdef"),
+        )
     }
 
     fn challenge_of(r: &Response<String>) -> Option<&str> {

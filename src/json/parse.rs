@@ -11,6 +11,7 @@
 //! The parser keeps its own stack of open containers on the heap instead of
 //! recursing, so no input can overflow the call stack while parsing.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -21,42 +22,45 @@ const LINEAR_SCAN_LIMIT: usize = 16;
 /// A JSON value.
 ///
 /// Equality is structural; numbers compare by their source text (`1` != `1.0`).
+///
+/// Strings and numbers borrow from the parsed text (a string with an escape is unescaped into
+/// its own copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Json {
+pub(crate) enum Json<'a> {
     /// `null`.
     Null,
     /// `true` or `false`.
     Bool(bool),
     /// A number, kept as its exact source text.
-    Number(Number),
+    Number(Number<'a>),
     /// A string, unescaped.
-    String(Box<str>),
+    String(Cow<'a, str>),
     /// An array.
-    Array(Vec<Json>),
+    Array(Vec<Json<'a>>),
     /// An object.
-    Object(Object),
+    Object(Object<'a>),
 }
 
 /// A JSON object: its members in source order. No two members have the same
 /// name (compared after unescaping); the parser guarantees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Object {
+pub(crate) struct Object<'a> {
     /// Name and value of each member, in source order.
-    members: Vec<(Box<str>, Json)>,
+    members: Vec<(Cow<'a, str>, Json<'a>)>,
 }
 
-impl Object {
+impl<'a> Object<'a> {
     /// The value of the member called `name`, if there is one.
-    pub(crate) fn get(&self, name: &str) -> Option<&Json> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Json<'a>> {
         self.members
             .iter()
-            .find(|(member, _)| &**member == name)
+            .find(|(member, _)| same_name(member, name))
             .map(|(_, value)| value)
     }
 
     #[cfg(test)]
     /// The members, as `(name, value)` pairs in source order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Json)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Json<'a>)> {
         self.members.iter().map(|(name, value)| (&**name, value))
     }
 
@@ -72,18 +76,25 @@ impl Object {
     }
 }
 
+/// Whether two member names are equal. Most names differ in their length or first byte (JWT
+/// claim names are short, and many are three letters), which settles it without a call to
+/// compare the bytes.
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+}
+
 /// A JSON number, holding its exact source text (validated against the RFC 8259 grammar).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Number(Box<str>);
+pub(crate) struct Number<'a>(&'a str);
 
-impl Number {
+impl<'a> Number<'a> {
     /// The number's exact source text, e.g. `1e400` or `-0.50`.
-    pub(crate) fn as_str(&self) -> &str {
-        &self.0
+    pub(crate) fn as_str(&self) -> &'a str {
+        self.0
     }
 }
 
-impl Json {
+impl<'a> Json<'a> {
     /// The string, if this value is a string.
     pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
@@ -93,7 +104,7 @@ impl Json {
     }
 
     /// The object, if this value is an object.
-    pub(crate) fn as_object(&self) -> Option<&Object> {
+    pub(crate) fn as_object(&self) -> Option<&Object<'a>> {
         match self {
             Json::Object(o) => Some(o),
             _ => None,
@@ -102,7 +113,7 @@ impl Json {
 
     #[cfg(test)]
     /// The elements, if this value is an array.
-    pub(crate) fn as_array(&self) -> Option<&[Json]> {
+    pub(crate) fn as_array(&self) -> Option<&[Json<'a>]> {
         match self {
             Json::Array(a) => Some(a),
             _ => None,
@@ -240,7 +251,7 @@ impl std::error::Error for JsonError {}
 /// The input must be UTF-8 without a byte order mark; duplicate member names
 /// (after unescaping) are rejected in every object; arrays and objects may nest
 /// at most `max_depth` levels, the top-level object being level 1.
-pub(crate) fn parse_object(bytes: &[u8], max_depth: usize) -> Result<Object, JsonError> {
+pub(crate) fn parse_object(bytes: &[u8], max_depth: usize) -> Result<Object<'_>, JsonError> {
     let text = std::str::from_utf8(bytes).map_err(|e| JsonError {
         kind: JsonErrorKind::InvalidUtf8,
         offset: e.valid_up_to(),
@@ -314,20 +325,48 @@ fn is_number(t: &[u8]) -> bool {
     p == t.len()
 }
 
-/// The members of an object being parsed, with a duplicate check that is a
-/// linear scan for small objects and a hash lookup for large ones.
-struct Members {
-    /// Members so far, in source order.
-    members: Vec<(Box<str>, Json)>,
-    /// The names in `members`, once there are more than [`LINEAR_SCAN_LIMIT`].
-    names: Option<HashSet<Box<str>>>,
+/// How many bytes at the start of `bytes` can be copied into a string as they are: up to the
+/// first `"`, `\\` or control character. Eight bytes at a time while none is in them.
+fn plain_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Whether some byte of `x` is below `n` (n <= 0x80), or is zero when `n` is 1.
+    let has_below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS != 0;
+    let mut done = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_ne_bytes(word);
+        if has_below(x, 0x20)
+            || has_below(x ^ (ONES * u64::from(b'"')), 1)
+            || has_below(x ^ (ONES * u64::from(b'\\')), 1)
+        {
+            break;
+        }
+        done += 8;
+    }
+    done + bytes
+        .get(done..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|&&b| b != b'"' && b != b'\\' && b >= 0x20)
+        .count()
 }
 
-impl Members {
+/// The members of an object being parsed, with a duplicate check that is a
+/// linear scan for small objects and a hash lookup for large ones.
+struct Members<'a> {
+    /// Members so far, in source order.
+    members: Vec<(Cow<'a, str>, Json<'a>)>,
+    /// The names in `members`, once there are more than [`LINEAR_SCAN_LIMIT`].
+    names: Option<HashSet<Cow<'a, str>>>,
+}
+
+impl<'a> Members<'a> {
     /// No members yet.
     fn new() -> Self {
         Members {
-            members: Vec::new(),
+            members: Vec::with_capacity(16),
             names: None,
         }
     }
@@ -336,16 +375,19 @@ impl Members {
     fn contains(&self, name: &str) -> bool {
         match &self.names {
             Some(names) => names.contains(name),
-            None => self.members.iter().any(|(member, _)| &**member == name),
+            None => self
+                .members
+                .iter()
+                .any(|(member, _)| same_name(member, name)),
         }
     }
 
     /// Adds a member whose name is known not to be present.
-    fn push(&mut self, name: Box<str>, value: Json) {
+    fn push(&mut self, name: Cow<'a, str>, value: Json<'a>) {
         if let Some(names) = &mut self.names {
             names.insert(name.clone());
         } else if self.members.len() >= LINEAR_SCAN_LIMIT {
-            let mut names: HashSet<Box<str>> = self
+            let mut names: HashSet<Cow<'a, str>> = self
                 .members
                 .iter()
                 .map(|(member, _)| member.clone())
@@ -357,7 +399,7 @@ impl Members {
     }
 
     /// The finished object.
-    fn finish(self) -> Object {
+    fn finish(self) -> Object<'a> {
         Object {
             members: self.members,
         }
@@ -365,16 +407,16 @@ impl Members {
 }
 
 /// An array or object that has been opened and not yet closed.
-enum Frame {
+enum Frame<'a> {
     /// An array and its elements so far.
-    Array(Vec<Json>),
+    Array(Vec<Json<'a>>),
     /// An object, its members so far, and the name of the member whose value
     /// is being parsed.
     Object {
         /// Members so far.
-        members: Members,
+        members: Members<'a>,
         /// Name of the member whose value comes next.
-        name: Box<str>,
+        name: Cow<'a, str>,
     },
 }
 
@@ -390,7 +432,7 @@ struct Parser<'a> {
     max_depth: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     /// An error of `kind` at `offset`.
     fn error(&self, kind: JsonErrorKind, offset: usize) -> JsonError {
         JsonError { kind, offset }
@@ -434,8 +476,8 @@ impl Parser<'_> {
 
     /// Parses one value starting at the current position (after whitespace),
     /// iteratively: open containers live in `stack`, not on the call stack.
-    fn parse_value(&mut self) -> Result<Json, JsonError> {
-        let mut stack: Vec<Frame> = Vec::new();
+    fn parse_value(&mut self) -> Result<Json<'a>, JsonError> {
+        let mut stack: Vec<Frame<'a>> = Vec::with_capacity(4);
         'value: loop {
             self.skip_whitespace();
             let mut value = match self.peek() {
@@ -461,46 +503,55 @@ impl Parser<'_> {
                         continue 'value;
                     }
                 }
-                Some(b'"') => Json::String(self.parse_string()?.into_boxed_str()),
+                Some(b'"') => Json::String(self.parse_string()?),
                 Some(b) if is_token_byte(b) => self.parse_token()?,
                 _ => return Err(self.unexpected()),
             };
             // `value` is complete: add it to the innermost open container, and
             // keep closing containers for as long as their closing bracket follows.
             loop {
-                let Some(frame) = stack.pop() else {
-                    return Ok(value);
-                };
                 self.skip_whitespace();
-                match frame {
-                    Frame::Array(mut items) => {
+                let next = self.peek();
+                match stack.last_mut() {
+                    None => return Ok(value),
+                    Some(Frame::Array(items)) => {
                         items.push(value);
-                        match self.peek() {
+                        match next {
                             Some(b',') => {
                                 self.pos += 1;
-                                stack.push(Frame::Array(items));
                                 continue 'value;
                             }
                             Some(b']') => {
                                 self.pos += 1;
-                                value = Json::Array(items);
+                                value = match stack.pop() {
+                                    Some(Frame::Array(items)) => Json::Array(items),
+                                    _ => return Err(self.unexpected()),
+                                };
                             }
                             _ => return Err(self.unexpected()),
                         }
                     }
-                    Frame::Object { mut members, name } => {
+                    Some(Frame::Object { members, name }) => {
+                        let name = std::mem::take(name);
                         members.push(name, value);
-                        match self.peek() {
+                        match next {
                             Some(b',') => {
                                 self.pos += 1;
                                 self.skip_whitespace();
-                                let name = self.parse_member_name(&members)?;
-                                stack.push(Frame::Object { members, name });
+                                let next_name = self.parse_member_name(members)?;
+                                if let Some(Frame::Object { name, .. }) = stack.last_mut() {
+                                    *name = next_name;
+                                }
                                 continue 'value;
                             }
                             Some(b'}') => {
                                 self.pos += 1;
-                                value = Json::Object(members.finish());
+                                value = match stack.pop() {
+                                    Some(Frame::Object { members, .. }) => {
+                                        Json::Object(members.finish())
+                                    }
+                                    _ => return Err(self.unexpected()),
+                                };
                             }
                             _ => return Err(self.unexpected()),
                         }
@@ -512,14 +563,14 @@ impl Parser<'_> {
 
     /// Parses a member name and the `:` after it, rejecting a name already in
     /// `members`.
-    fn parse_member_name(&mut self, members: &Members) -> Result<Box<str>, JsonError> {
+    fn parse_member_name(&mut self, members: &Members<'a>) -> Result<Cow<'a, str>, JsonError> {
         if self.peek() != Some(b'"') {
             return Err(self.unexpected());
         }
         let start = self.pos;
-        let name = self.parse_string()?.into_boxed_str();
+        let name = self.parse_string()?;
         if members.contains(&name) {
-            return Err(self.error(JsonErrorKind::DuplicateMember(name), start));
+            return Err(self.error(JsonErrorKind::DuplicateMember(name.into()), start));
         }
         self.skip_whitespace();
         if self.peek() != Some(b':') {
@@ -531,12 +582,12 @@ impl Parser<'_> {
 
     /// Parses a bare token at the current position: `true`, `false`, `null` or
     /// a number.
-    fn parse_token(&mut self) -> Result<Json, JsonError> {
+    fn parse_token(&mut self) -> Result<Json<'a>, JsonError> {
         let start = self.pos;
         let rest = self.bytes.get(start..).unwrap_or_default();
         let len = rest.iter().take_while(|b| is_token_byte(**b)).count();
         let token = rest.get(..len).unwrap_or_default();
-        let (literal, value): (&[u8], Json) = match token.first() {
+        let (literal, value): (&[u8], Json<'a>) = match token.first() {
             Some(b't') => (b"true", Json::Bool(true)),
             Some(b'f') => (b"false", Json::Bool(false)),
             Some(b'n') => (b"null", Json::Null),
@@ -549,7 +600,7 @@ impl Parser<'_> {
                     .get(start..start + len)
                     .ok_or_else(|| self.error(JsonErrorKind::InvalidNumber, start))?;
                 self.pos = start + len;
-                return Ok(Json::Number(Number(text.into())));
+                return Ok(Json::Number(Number(text)));
             }
         };
         if token == literal {
@@ -567,18 +618,12 @@ impl Parser<'_> {
 
     /// Parses a string starting at the opening quote at the current position,
     /// returning it unescaped.
-    fn parse_string(&mut self) -> Result<String, JsonError> {
+    fn parse_string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.pos += 1;
-        let mut out = String::new();
+        let mut out: Cow<'a, str> = Cow::Borrowed("");
         loop {
             let run_start = self.pos;
-            let run = self
-                .bytes
-                .get(run_start..)
-                .unwrap_or_default()
-                .iter()
-                .take_while(|&&b| b != b'"' && b != b'\\' && b >= 0x20)
-                .count();
+            let run = plain_run(self.bytes.get(run_start..).unwrap_or_default());
             self.pos = run_start + run;
             // The run ends just before an ASCII byte or at the end of the
             // input, so it is on character boundaries.
@@ -586,13 +631,21 @@ impl Parser<'_> {
                 .text
                 .get(run_start..self.pos)
                 .ok_or_else(|| self.error(JsonErrorKind::InvalidUtf8, run_start))?;
-            out.push_str(text);
+            // Borrowed until an escape needs a copy to write the unescaped text into.
+            if out.is_empty() {
+                out = Cow::Borrowed(text);
+            } else {
+                out.to_mut().push_str(text);
+            }
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
                     return Ok(out);
                 }
-                Some(b'\\') => out.push(self.parse_escape()?),
+                Some(b'\\') => {
+                    let c = self.parse_escape()?;
+                    out.to_mut().push(c);
+                }
                 Some(_) => return Err(self.error(JsonErrorKind::ControlCharacter, self.pos)),
                 None => return Err(self.unexpected()),
             }
@@ -676,9 +729,29 @@ impl Parser<'_> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn a_plain_run_ends_at_the_first_quote_backslash_or_control_character(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::num::u8::ANY,
+                    proptest::strategy::Just(b'a'),
+                    proptest::strategy::Just(0xE2),
+                ],
+                0..40,
+            )
+        ) {
+            let naive = bytes
+                .iter()
+                .take_while(|&&b| b != b'"' && b != b'\\' && b >= 0x20)
+                .count();
+            proptest::prop_assert_eq!(plain_run(&bytes), naive);
+        }
+    }
+
     const DEPTH: usize = 64;
 
-    fn parse(input: &str) -> Result<Object, JsonError> {
+    fn parse(input: &str) -> Result<Object<'_>, JsonError> {
         parse_object(input.as_bytes(), DEPTH)
     }
 
@@ -697,8 +770,8 @@ mod tests {
         );
     }
 
-    fn number(text: &str) -> Json {
-        Json::Number(Number(text.into()))
+    fn number(text: &str) -> Json<'_> {
+        Json::Number(Number(text))
     }
 
     #[test]

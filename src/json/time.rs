@@ -97,6 +97,15 @@ impl UnixTime {
     /// Reads a NumericDate, in seconds since the Unix epoch, exactly from a
     /// JSON number text (already valid against the RFC 8259 grammar).
     pub(crate) fn from_numeric_date(number: &str) -> Result<UnixTime, NumericDateError> {
+        // Most NumericDates are whole seconds: read those without the general decimal.
+        match small_integer(number) {
+            Some(secs) => Ok(UnixTime::from_secs(secs)),
+            None => Self::from_decimal(number),
+        }
+    }
+
+    /// [`UnixTime::from_numeric_date`] for any number, through the general decimal reading.
+    fn from_decimal(number: &str) -> Result<UnixTime, NumericDateError> {
         let decimal = Decimal::parse(number).ok_or(NumericDateError::OutOfRange)?;
         if decimal.digits.is_empty() {
             return Ok(UnixTime::exact(0));
@@ -215,6 +224,27 @@ impl fmt::Display for UnixTime {
     }
 }
 
+/// The value of a JSON integer of at most 18 digits (so it fits an `i64`) in the RFC 8259
+/// grammar (`-?(0|[1-9][0-9]*)`); `None` for anything else, which the general reading handles.
+fn small_integer(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let bytes = digits.as_bytes();
+    if bytes.is_empty()
+        || bytes.len() > 18
+        || !bytes.iter().all(u8::is_ascii_digit)
+        || (bytes.len() > 1 && bytes.first() == Some(&b'0'))
+    {
+        return None;
+    }
+    let value = bytes
+        .iter()
+        .fold(0_i64, |value, digit| value * 10 + i64::from(digit - b'0'));
+    Some(if negative { -value } else { value })
+}
+
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,
@@ -223,6 +253,32 @@ impl fmt::Display for UnixTime {
     clippy::indexing_slicing
 )]
 mod tests {
+    #[test]
+    fn whole_seconds_read_as_the_general_reading_reads_them() {
+        for text in [
+            "0",
+            "-0",
+            "1",
+            "-1",
+            "1795668333",
+            "-1795668333",
+            "999999999999999999",
+            "-999999999999999999",
+            "9999999999999999999",
+            "01",
+            "-",
+            "",
+            "1.0",
+            "1e3",
+        ] {
+            assert_eq!(
+                UnixTime::from_numeric_date(text),
+                UnixTime::from_decimal(text),
+                "{text:?}"
+            );
+        }
+    }
+
     use std::cmp::Ordering;
 
     use super::*;

@@ -4,6 +4,7 @@
 //! base64url segments, then strict JSON objects. Only [`UnverifiedToken::verify`] makes a
 //! [`VerifiedToken`], and claim rules take only a [`VerifiedToken`].
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
@@ -112,75 +113,96 @@ pub(crate) enum TokenError {
 pub(crate) struct UnverifiedToken<'t> {
     signing_input: &'t str,
     signature: &'t str,
-    header: Header,
-    claims: Object,
-    /// The payload's JSON text (checked UTF-8 and strict by the parse into `claims`).
-    payload: Vec<u8>,
+    header: Header<'t>,
+    claims: Object<'t>,
 }
 
 /// The header parameters the engine uses, type-checked, plus the whole header.
 #[derive(Debug)]
-pub(crate) struct Header {
-    pub(crate) alg: String,
-    pub(crate) kid: Option<String>,
-    pub(crate) typ: Option<String>,
+pub(crate) struct Header<'t> {
+    pub(crate) alg: Cow<'t, str>,
+    pub(crate) kid: Option<Cow<'t, str>>,
+    pub(crate) typ: Option<Cow<'t, str>>,
     /// `crit` as written, if present (checked against the policy by the engine).
-    pub(crate) crit: Option<Json>,
-    pub(crate) object: Object,
+    pub(crate) crit: Option<Json<'t>>,
+    pub(crate) object: Object<'t>,
 }
 
 /// The header and claims of a token whose signature was verified with a key of the issuer it
 /// names. Only [`UnverifiedToken::verify`] constructs one, and claim rules take nothing else.
 #[derive(Debug)]
-pub(crate) struct VerifiedToken {
-    header: Object,
-    claims: Object,
-    payload: Vec<u8>,
+pub(crate) struct VerifiedToken<'t> {
+    header: Object<'t>,
+    claims: Object<'t>,
 }
 
-impl VerifiedToken {
+impl<'t> VerifiedToken<'t> {
     /// The verified claims.
-    pub(crate) fn claims(&self) -> &Object {
+    pub(crate) fn claims(&self) -> &Object<'t> {
         &self.claims
     }
 
     /// The verified header.
-    pub(crate) fn header(&self) -> &Object {
+    pub(crate) fn header(&self) -> &Object<'t> {
         &self.header
-    }
-
-    /// The verified payload as JSON text.
-    pub(crate) fn into_payload(self) -> String {
-        // The payload parsed as strict UTF-8 JSON, so this never replaces anything.
-        String::from_utf8(self.payload)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
 impl<'t> UnverifiedToken<'t> {
     /// The header (unverified: used to pick and check the key, never to grant anything).
-    pub(crate) fn header(&self) -> &Header {
+    pub(crate) fn header(&self) -> &Header<'t> {
         &self.header
     }
 
     /// The unverified claims, used only to read `iss` and find that issuer's keys.
-    pub(crate) fn unverified_claims(&self) -> &Object {
+    pub(crate) fn unverified_claims(&self) -> &Object<'t> {
         &self.claims
     }
 
     /// Checks the signature with `key` for `alg`; only this makes a [`VerifiedToken`].
-    pub(crate) fn verify(self, key: &Key, alg: Algorithm) -> Option<VerifiedToken> {
+    pub(crate) fn verify(self, key: &Key, alg: Algorithm) -> Option<VerifiedToken<'t>> {
         key.verify(self.signing_input.as_bytes(), self.signature, alg)
             .then_some(VerifiedToken {
                 header: self.header.object,
                 claims: self.claims,
-                payload: self.payload,
             })
+    }
+
+    /// The outcome an earlier [`UnverifiedToken::verify`] of this same token with the same key
+    /// had, recorded by the decision it made: used only to write that decision's texts again,
+    /// never to decide.
+    pub(crate) fn verified_as_recorded(self, verified: bool) -> Option<VerifiedToken<'t>> {
+        verified.then_some(VerifiedToken {
+            header: self.header.object,
+            claims: self.claims,
+        })
     }
 }
 
-/// Decodes `token` strictly, rejecting anything over `max_bytes` before looking at it.
-pub(crate) fn decode(token: &[u8], max_bytes: usize) -> Result<UnverifiedToken<'_>, TokenError> {
+/// The payload's JSON text of a token that decoded (and so whose payload is canonical base64url
+/// of strict UTF-8 JSON); `None` for anything else.
+pub(crate) fn payload_text(token: &[u8]) -> Option<String> {
+    let payload = token.split(|b| *b == b'.').nth(1)?;
+    let bytes = BASE64URL.decode(payload).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many tokens this thread decoded (tests count decodes with it).
+    pub(crate) static DECODED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Decodes `token` strictly, rejecting anything over `max_bytes` before looking at it. The
+/// header's and payload's bytes are decoded into `buffer` (cleared first; reuse it to save an
+/// allocation), and what is decoded borrows from it.
+pub(crate) fn decode<'t>(
+    token: &'t [u8],
+    max_bytes: usize,
+    buffer: &'t mut Vec<u8>,
+) -> Result<UnverifiedToken<'t>, TokenError> {
+    #[cfg(test)]
+    DECODED.with(|n| n.set(n.get() + 1));
     if token.len() > max_bytes {
         return Err(TokenError::TooLarge {
             size: token.len(),
@@ -201,18 +223,23 @@ pub(crate) fn decode(token: &[u8], max_bytes: usize) -> Result<UnverifiedToken<'
     else {
         return Err(TokenError::Segments(token.split('.').count()));
     };
-    let header_bytes = segment(header_b64, Segment::Header)?;
-    let payload_bytes = segment(payload_b64, Segment::Payload)?;
+    buffer.clear();
+    segment(header_b64, Segment::Header, buffer)?;
+    let header_len = buffer.len();
+    segment(payload_b64, Segment::Payload, buffer)?;
+    let payload_len = buffer.len();
     // The signature's bytes are decoded again by the crypto backend; here we only insist that
     // the text is canonical, so one token has one spelling.
-    segment(signature, Segment::Signature)?;
+    segment(signature, Segment::Signature, buffer)?;
+    buffer.truncate(payload_len);
+    let (header_bytes, payload_bytes) = buffer.split_at(header_len);
     let header =
-        json::parse_object(&header_bytes, MAX_JSON_DEPTH).map_err(|e| TokenError::Json {
+        json::parse_object(header_bytes, MAX_JSON_DEPTH).map_err(|e| TokenError::Json {
             segment: Segment::Header,
             problem: e.to_string(),
         })?;
     let claims =
-        json::parse_object(&payload_bytes, MAX_JSON_DEPTH).map_err(|e| TokenError::Json {
+        json::parse_object(payload_bytes, MAX_JSON_DEPTH).map_err(|e| TokenError::Json {
             segment: Segment::Payload,
             problem: e.to_string(),
         })?;
@@ -225,15 +252,15 @@ pub(crate) fn decode(token: &[u8], max_bytes: usize) -> Result<UnverifiedToken<'
         signature,
         header,
         claims,
-        payload: payload_bytes,
     })
 }
 
-fn segment(text: &str, segment: Segment) -> Result<Vec<u8>, TokenError> {
+/// Decodes one segment, appending its bytes to `out`.
+fn segment(text: &str, segment: Segment, out: &mut Vec<u8>) -> Result<(), TokenError> {
     if text.is_empty() {
         return Err(TokenError::Empty(segment));
     }
-    BASE64URL.decode(text).map_err(|e| {
+    BASE64URL.decode_vec(text, out).map_err(|e| {
         let problem = match e {
             base64::DecodeError::InvalidByte(offset, byte) => {
                 format!(
@@ -253,11 +280,11 @@ fn segment(text: &str, segment: Segment) -> Result<Vec<u8>, TokenError> {
     })
 }
 
-fn read_header(object: Object) -> Result<Header, TokenError> {
-    let string = |name: &str| -> Result<Option<String>, TokenError> {
+fn read_header(object: Object<'_>) -> Result<Header<'_>, TokenError> {
+    let string = |name: &str| -> Result<Option<Cow<'_, str>>, TokenError> {
         match object.get(name) {
             None => Ok(None),
-            Some(Json::String(s)) => Ok(Some(s.to_string())),
+            Some(Json::String(s)) => Ok(Some(s.clone())),
             Some(other) => Err(TokenError::Header(format!(
                 "`{name}` is {}, not a string",
                 other.type_name()
