@@ -510,6 +510,13 @@ impl Measure {
     }
 }
 
+/// One thread's pass over the tokens: its CPU time, and when it ran by the wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pass {
+    cpu: Duration,
+    span: Option<(Instant, Instant)>,
+}
+
 /// One measure in one round, all threads together.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sample {
@@ -608,21 +615,23 @@ impl Bench<'_> {
     fn measure(&self, threads: usize, budget: Duration) -> Result<Measured, String> {
         let measures = self.measures();
         let m = measures.len();
-        // The threads and this one meet before and after each pass: this one times the wall
-        // clock between, each thread its own CPU clock around its pass.
+        // The threads and this one meet before and after each pass; each thread reads its own
+        // CPU clock and the wall clock around its pass. The pass's wall time runs from the first
+        // thread's start to the last one's end: this thread, which only keeps time, may wake
+        // late when every core is busy measuring, so it reads no clock itself.
         let barrier = Barrier::new(threads.saturating_add(1));
         let go_on = AtomicBool::new(true);
-        let (walls, cpus) = std::thread::scope(|scope| {
+        let (rounds, passes) = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
                 .map(|i| {
                     let barrier = &barrier;
                     let go_on = &go_on;
                     let measures = &measures;
                     scope.spawn(move || {
-                        let mut rounds: Vec<Vec<Duration>> = Vec::new();
+                        let mut rounds: Vec<Vec<Pass>> = Vec::new();
                         loop {
                             let round = rounds.len();
-                            let mut cpu = vec![Duration::ZERO; m];
+                            let mut cpu = vec![Pass::default(); m];
                             for k in 0..m {
                                 let which = (round + k) % m;
                                 let measure = measures.get(which).copied();
@@ -632,12 +641,16 @@ impl Bench<'_> {
                                     let start = i * self.len(measure) / threads;
                                     self.pass(measure, start);
                                 }
+                                let w1 = Instant::now();
                                 let spent = match (c0, thread_cpu()) {
                                     (Some(c0), Some(c1)) => c1.saturating_sub(c0),
-                                    _ => w0.elapsed(),
+                                    _ => w1.saturating_duration_since(w0),
                                 };
                                 if let Some(slot) = cpu.get_mut(which) {
-                                    *slot = spent;
+                                    *slot = Pass {
+                                        cpu: spent,
+                                        span: Some((w0, w1)),
+                                    };
                                 }
                                 barrier.wait();
                             }
@@ -651,21 +664,13 @@ impl Bench<'_> {
                 })
                 .collect();
             let started = Instant::now();
-            let mut walls: Vec<Vec<Duration>> = Vec::new();
+            let mut done = 0usize;
             loop {
-                let round = walls.len();
-                let mut wall = vec![Duration::ZERO; m];
-                for k in 0..m {
-                    let which = (round + k) % m;
+                for _ in 0..m {
                     barrier.wait();
-                    let w0 = Instant::now();
                     barrier.wait();
-                    if let Some(slot) = wall.get_mut(which) {
-                        *slot = w0.elapsed();
-                    }
                 }
-                walls.push(wall);
-                let done = walls.len();
+                done += 1;
                 let more = done <= MIN_ROUNDS || (done <= MAX_ROUNDS && started.elapsed() < budget);
                 go_on.store(more, Ordering::SeqCst);
                 barrier.wait();
@@ -673,26 +678,31 @@ impl Bench<'_> {
                     break;
                 }
             }
-            let cpus: Result<Vec<Vec<Vec<Duration>>>, String> = workers
+            let passes: Result<Vec<Vec<Vec<Pass>>>, String> = workers
                 .into_iter()
                 .map(|w| w.join().map_err(|_| "a measuring thread failed".to_owned()))
                 .collect();
-            (walls, cpus)
+            (done, passes)
         });
-        let cpus = cpus?;
+        let passes = passes?;
 
         // Round 0 warmed up caches and branch predictors: left out.
         let mut samples: Vec<Vec<Sample>> = Vec::new();
-        for (round, wall) in walls.iter().enumerate().skip(1) {
+        for round in 1..rounds {
             let mut row = Vec::with_capacity(m);
             for (j, &measure) in measures.iter().enumerate() {
-                let cpu = cpus
+                let of_threads: Vec<&Pass> = passes
                     .iter()
                     .filter_map(|t| t.get(round).and_then(|r| r.get(j)))
-                    .sum();
+                    .collect();
+                let spans = || of_threads.iter().filter_map(|p| p.span);
+                let wall = match (spans().map(|(a, _)| a).min(), spans().map(|(_, b)| b).max()) {
+                    (Some(first), Some(last)) => last.saturating_duration_since(first),
+                    _ => Duration::ZERO,
+                };
                 row.push(Sample {
-                    cpu,
-                    wall: wall.get(j).copied().unwrap_or_default(),
+                    cpu: of_threads.iter().map(|p| p.cpu).sum(),
+                    wall,
                     items: self.len(measure).saturating_mul(threads),
                 });
             }
