@@ -1,6 +1,6 @@
 //! `aud` against the accepted alternatives, and the RFC 8707 `resource` claim.
 
-use crate::engine::claims::{Lookup, show, values};
+use crate::engine::claims::{Lookup, Values, show, values};
 use crate::engine::decision::Reason;
 use crate::engine::{Failure, Texts};
 use crate::json::{Json, Object};
@@ -13,7 +13,7 @@ fn string_or_array<'a>(
     claims: &'a Object,
     name: &str,
     t: Texts,
-) -> Result<Option<Vec<&'a str>>, Failure> {
+) -> Result<Option<Values<'a>>, Failure> {
     let Some(value) = claims.get(name) else {
         return Ok(None);
     };
@@ -34,7 +34,7 @@ fn string_or_array<'a>(
     }
 }
 
-fn audiences<'a>(claims: &'a Object, t: Texts) -> Result<Vec<&'a str>, Failure> {
+fn audiences<'a>(claims: &'a Object, t: Texts) -> Result<Values<'a>, Failure> {
     string_or_array(claims, "aud", t)?.ok_or_else(|| {
         Failure::new(t, Reason::MissingClaim, || {
             (
@@ -46,7 +46,7 @@ fn audiences<'a>(claims: &'a Object, t: Texts) -> Result<Vec<&'a str>, Failure> 
     })
 }
 
-fn resources<'a>(claims: &'a Object, t: Texts) -> Result<Option<Vec<&'a str>>, Failure> {
+fn resources<'a>(claims: &'a Object, t: Texts) -> Result<Option<Values<'a>>, Failure> {
     string_or_array(claims, "resource", t)
 }
 

@@ -2,6 +2,8 @@
 
 use std::collections::HashSet;
 
+use smallvec::SmallVec;
+
 use crate::engine::decision::Reason;
 use crate::engine::{Failure, Texts};
 use crate::json::number;
@@ -43,8 +45,8 @@ pub(crate) fn show(value: &Json) -> String {
 }
 
 /// The values a claim holds when read in `format`, or why it cannot be read that way.
-pub(crate) fn values<'a>(value: &'a Json, format: ValueFormat) -> Result<Vec<&'a str>, String> {
-    let array = |items: &'a [Json]| -> Result<Vec<&'a str>, String> {
+pub(crate) fn values<'a>(value: &'a Json, format: ValueFormat) -> Result<Values<'a>, String> {
+    let array = |items: &'a [Json]| -> Result<Values<'a>, String> {
         items
             .iter()
             .map(|item| {
@@ -61,7 +63,9 @@ pub(crate) fn values<'a>(value: &'a Json, format: ValueFormat) -> Result<Vec<&'a
     // RFC 6749 §3.3: scope tokens are separated by U+0020 only; empty tokens grant nothing.
     let split = |s: &'a str| s.split(' ').filter(|t| !t.is_empty()).collect();
     match (value, format) {
-        (Json::String(s), ValueFormat::String | ValueFormat::StringOrArray) => Ok(vec![&**s]),
+        (Json::String(s), ValueFormat::String | ValueFormat::StringOrArray) => {
+            Ok(SmallVec::from_elem(&**s, 1))
+        }
         (Json::String(s), ValueFormat::SpaceDelimited | ValueFormat::SpaceDelimitedOrArray) => {
             Ok(split(s))
         }
@@ -72,6 +76,9 @@ pub(crate) fn values<'a>(value: &'a Json, format: ValueFormat) -> Result<Vec<&'a
         (other, format) => Err(format!("must be {}, not {}", format_name(format), a(other))),
     }
 }
+
+/// The values [`values`] reads: most claims hold a few, kept without an allocation.
+pub(crate) type Values<'a> = SmallVec<[&'a str; 4]>;
 
 /// [`values`] as a set, so that testing many policy values against many claim values stays
 /// linear in the claim (std's hasher is randomly keyed: a token cannot choose colliding values).

@@ -112,7 +112,8 @@ pub(crate) enum TokenError {
 #[derive(Debug)]
 pub(crate) struct UnverifiedToken<'t> {
     signing_input: &'t str,
-    signature: &'t str,
+    /// The signature's bytes, decoded once here (the key checks them as they are).
+    signature: &'t [u8],
     header: Header<'t>,
     claims: Object<'t>,
 }
@@ -161,7 +162,7 @@ impl<'t> UnverifiedToken<'t> {
 
     /// Checks the signature with `key` for `alg`; only this makes a [`VerifiedToken`].
     pub(crate) fn verify(self, key: &Key, alg: Algorithm) -> Option<VerifiedToken<'t>> {
-        key.verify(self.signing_input.as_bytes(), self.signature, alg)
+        key.verify_bytes(self.signing_input.as_bytes(), self.signature, alg)
             .then_some(VerifiedToken {
                 header: self.header.object,
                 claims: self.claims,
@@ -218,7 +219,7 @@ pub(crate) fn decode<'t>(
         }
     };
     let mut parts = token.split('.');
-    let (Some(header_b64), Some(payload_b64), Some(signature), None) =
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Segments(token.split('.').count()));
@@ -228,11 +229,12 @@ pub(crate) fn decode<'t>(
     let header_len = buffer.len();
     segment(payload_b64, Segment::Payload, buffer)?;
     let payload_len = buffer.len();
-    // The signature's bytes are decoded again by the crypto backend; here we only insist that
-    // the text is canonical, so one token has one spelling.
-    segment(signature, Segment::Signature, buffer)?;
-    buffer.truncate(payload_len);
-    let (header_bytes, payload_bytes) = buffer.split_at(header_len);
+    // Canonical like the others, so one token has one spelling; its bytes are what the key checks.
+    segment(signature_b64, Segment::Signature, buffer)?;
+    let (header_bytes, rest) = buffer.split_at(header_len);
+    let (payload_bytes, signature) = rest
+        .split_at_checked(payload_len - header_len)
+        .unwrap_or((rest, &[]));
     let header =
         json::parse_object(header_bytes, MAX_JSON_DEPTH).map_err(|e| TokenError::Json {
             segment: Segment::Header,
