@@ -15,6 +15,9 @@
 //!   unknown key, bad signature, keys unavailable) are not: they are cheap to make again, or
 //!   depend on keys that are missing now, and anyone can send unlimited unique garbage, which
 //!   must not evict the decisions about real tokens.
+//! - An entry holds its decision with the texts written (`Decision::detached`): a decision as
+//!   evaluated refers back to the engine, which holds this cache, and the old engine would
+//!   never be freed after a reload.
 //! - Bounded in entries and in bytes at every moment (see [`DecisionCache::new`]); shards of
 //!   [`quick_cache`] (S3-FIFO eviction), each behind its own read-write lock: a hit takes one
 //!   shard's read lock, never a global one.
