@@ -26,7 +26,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::DecodingKey;
 
-use crate::cli::{EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error};
+use crate::cli::{
+    EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error, current_thread_runtime, read_policy,
+};
 use crate::policy::SecretSource;
 use crate::{Policy, PolicyEngine, Reason, UnixTime};
 
@@ -55,36 +57,18 @@ const MIN_ROUNDS: usize = 3;
 const MAX_ROUNDS: usize = 100_000;
 
 /// Runs `bench` and returns the exit code.
-pub(crate) fn run(args: &Args) -> u8 {
-    match try_run(args) {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("error: {message}");
-            EXIT_ERROR
-        }
-    }
-}
-
-fn try_run(args: &Args) -> Result<u8, String> {
+pub(crate) fn run(args: &Args) -> Result<u8, String> {
     let budget = seconds(&args.seconds)?;
     let now = args.engine.now()?.unwrap_or_else(UnixTime::now);
-    let policy = match Policy::from_file(&args.policy) {
-        Ok(policy) => policy,
-        Err(e) => {
-            // Already rendered as located diagnostics, each with its own `error[...]`.
-            eprintln!("{e}");
-            return Ok(EXIT_ERROR);
-        }
+    let Some(policy) = read_policy(&args.policy) else {
+        return Ok(EXIT_ERROR);
     };
     let engines = Engines::new(&args.engine, &policy)?;
     let floor_keys = FloorKeys::new(&args.engine, &policy);
     let revision = policy.revision().to_owned();
     // Remote keys are fetched here, before anything is timed; the runtime lives as long as the
     // engine.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = current_thread_runtime()?;
     let cache = policy.cache().unwrap_or_default();
     let engine = runtime
         .block_on(engines.builder(policy.clone()).cache(None).build_async())

@@ -60,9 +60,9 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Check(args) => check::run(&args),
-        Command::Verify(args) => verify::run(&args),
-        Command::Serve(args) => serve::run(&args),
-        Command::Bench(args) => bench::run(&args),
+        Command::Verify(args) => finish(verify::run(&args)),
+        Command::Serve(args) => finish(serve::run(&args)),
+        Command::Bench(args) => finish(bench::run(&args)),
     };
     ExitCode::from(code)
 }
@@ -190,6 +190,29 @@ impl KeySource for Unavailable {
     fn startup(&self) -> Option<KeysFuture<'_>> {
         Some(Box::pin(std::future::ready(self.keys())))
     }
+}
+
+/// The exit code of a command that failed with `Err(message)` (printed as `error: message`) or
+/// ended with `Ok(code)`.
+fn finish(result: Result<u8, String>) -> u8 {
+    result.unwrap_or_else(|message| {
+        eprintln!("error: {message}");
+        EXIT_ERROR
+    })
+}
+
+/// The policy at `path`; `None` once its located diagnostics are printed (each with its own
+/// `error[...]`, so the caller only exits with [`EXIT_ERROR`]).
+pub(crate) fn read_policy(path: &Path) -> Option<Policy> {
+    Policy::from_file(path).map_err(|e| eprintln!("{e}")).ok()
+}
+
+/// The runtime of a command that decides on one thread (remote keys are fetched on it).
+pub(crate) fn current_thread_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 /// A build error, with the flag that supplies a missing run-time value.

@@ -75,17 +75,7 @@ pub(crate) struct Args {
 }
 
 /// Runs `serve` until SIGTERM or Ctrl-C; the exit code.
-pub(crate) fn run(args: &Args) -> u8 {
-    match try_run(args) {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("error: {message}");
-            EXIT_ERROR
-        }
-    }
-}
-
-fn try_run(args: &Args) -> Result<u8, String> {
+pub(crate) fn run(args: &Args) -> Result<u8, String> {
     let now = args.engine.now()?;
     init_logs(args.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -3,10 +3,12 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-use crate::cli::{EXIT_DENY, EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error};
+use crate::cli::{
+    EXIT_DENY, EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error, current_thread_runtime,
+    read_policy,
+};
 use crate::engine::{Decision, PolicyEngine};
 use crate::json::UnixTime;
-use crate::policy::Policy;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,33 +43,15 @@ pub(crate) struct Args {
 }
 
 /// Runs `verify` and returns the exit code.
-pub(crate) fn run(args: &Args) -> u8 {
-    match try_run(args) {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("error: {message}");
-            EXIT_ERROR
-        }
-    }
-}
-
-fn try_run(args: &Args) -> Result<u8, String> {
+pub(crate) fn run(args: &Args) -> Result<u8, String> {
     let now = args.engine.now()?.unwrap_or_else(UnixTime::now);
-    let policy = match Policy::from_file(&args.policy) {
-        Ok(policy) => policy,
-        Err(e) => {
-            // Already rendered as located diagnostics, each with its own `error[...]`.
-            eprintln!("{e}");
-            return Ok(EXIT_ERROR);
-        }
+    let Some(policy) = read_policy(&args.policy) else {
+        return Ok(EXIT_ERROR);
     };
     let engines = Engines::new(&args.engine, &policy)?;
     // Remote keys are fetched on this runtime; one engine (and so one key store, with its cache,
     // cooldown and single flight) serves every token of a batch.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = current_thread_runtime()?;
     let engine = runtime
         .block_on(engines.builder(policy).build_async())
         .map_err(|e| build_error(&e))?;
