@@ -270,15 +270,12 @@ pub(crate) fn parse_object(bytes: &[u8], max_depth: usize) -> Result<Object<'_>,
         }
         _ => return Err(parser.unexpected()),
     }
-    let value = parser.parse_value()?;
+    let object = parser.parse_top_object()?;
     parser.skip_whitespace();
     if parser.pos < bytes.len() {
         return Err(parser.error(JsonErrorKind::TrailingData, parser.pos));
     }
-    match value {
-        Json::Object(object) => Ok(object),
-        _ => Err(parser.error(JsonErrorKind::NotAnObject, 0)),
-    }
+    Ok(object)
 }
 
 /// Bytes that may make up a bare token: a number, a literal, or a word we
@@ -326,31 +323,44 @@ fn is_number(t: &[u8]) -> bool {
 }
 
 /// How many bytes at the start of `bytes` can be copied into a string as they are: up to the
-/// first `"`, `\\` or control character. Eight bytes at a time while none is in them.
+/// first `"`, `\\` or control character. Eight bytes at a time, the last few too (padded with a
+/// plain byte), and the first stopping byte of a word found from its bits, not by a byte loop.
 fn plain_run(bytes: &[u8]) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    // Whether some byte of `x` is below `n` (n <= 0x80), or is zero when `n` is 1.
-    let has_below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS != 0;
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    // The high bit of each byte of `x` below `n` (n <= 0x80). A byte after such a byte may be
+    // marked too (the subtraction borrows), a byte before it never: the lowest mark is exact.
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
+    let stops = |word: [u8; 8]| {
+        let x = u64::from_le_bytes(word);
+        below(x, 0x20)
+            | below(x ^ (ONES * u64::from(b'"')), 1)
+            | below(x ^ (ONES * u64::from(b'\\')), 1)
+    };
+    // Bytes 0..8 of a word, in memory order (little-endian), from its lowest mark.
+    let first = |marks: u64| (marks.trailing_zeros() / 8) as usize;
+    let mut chunks = bytes.chunks_exact(8);
     let mut done = 0;
-    for chunk in bytes.chunks_exact(8) {
+    for chunk in &mut chunks {
         let mut word = [0; 8];
         word.copy_from_slice(chunk);
-        let x = u64::from_ne_bytes(word);
-        if has_below(x, 0x20)
-            || has_below(x ^ (ONES * u64::from(b'"')), 1)
-            || has_below(x ^ (ONES * u64::from(b'\\')), 1)
-        {
-            break;
+        let marks = stops(word);
+        if marks != 0 {
+            return done + first(marks);
         }
         done += 8;
     }
-    done + bytes
-        .get(done..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|&&b| b != b'"' && b != b'\\' && b >= 0x20)
-        .count()
+    let rest = chunks.remainder();
+    let mut word = [b'a'; 8];
+    if let Some(start) = word.get_mut(..rest.len()) {
+        start.copy_from_slice(rest);
+    }
+    let marks = stops(word);
+    done + if marks == 0 {
+        rest.len()
+    } else {
+        first(marks).min(rest.len())
+    }
 }
 
 /// The members of an object being parsed, with a duplicate check that is a
@@ -474,15 +484,50 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// Parses one value starting at the current position (after whitespace),
-    /// iteratively: open containers live in `stack`, not on the call stack.
-    fn parse_value(&mut self) -> Result<Json<'a>, JsonError> {
+    /// Parses the top-level object whose `{` is at the current position. Its members are read
+    /// here, one after the other (a token's claims are mostly strings and numbers); a member
+    /// whose value is an array or object is read by [`Parser::parse_value_at`].
+    fn parse_top_object(&mut self) -> Result<Object<'a>, JsonError> {
+        self.open_container(0)?;
+        let mut members = Members::new();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(members.finish());
+        }
+        loop {
+            let name = self.parse_member_name(&members)?;
+            self.skip_whitespace();
+            let value = match self.peek() {
+                Some(b'"') => Json::String(self.parse_string()?),
+                Some(b'{' | b'[') => self.parse_value_at(1)?,
+                Some(b) if is_token_byte(b) => self.parse_token()?,
+                _ => return Err(self.unexpected()),
+            };
+            members.push(name, value);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.skip_whitespace();
+                }
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(members.finish());
+                }
+                _ => return Err(self.unexpected()),
+            }
+        }
+    }
+
+    /// Parses one value starting at the current position (after whitespace), inside `outer`
+    /// open containers, iteratively: containers it opens live in `stack`, not on the call stack.
+    fn parse_value_at(&mut self, outer: usize) -> Result<Json<'a>, JsonError> {
         let mut stack: Vec<Frame<'a>> = Vec::with_capacity(4);
         'value: loop {
             self.skip_whitespace();
             let mut value = match self.peek() {
                 Some(b'{') => {
-                    self.open_container(stack.len())?;
+                    self.open_container(outer + stack.len())?;
                     if self.peek() == Some(b'}') {
                         self.pos += 1;
                         Json::Object(Object::default())
@@ -494,7 +539,7 @@ impl<'a> Parser<'a> {
                     }
                 }
                 Some(b'[') => {
-                    self.open_container(stack.len())?;
+                    self.open_container(outer + stack.len())?;
                     if self.peek() == Some(b']') {
                         self.pos += 1;
                         Json::Array(Vec::new())
@@ -737,6 +782,7 @@ mod tests {
                     proptest::num::u8::ANY,
                     proptest::strategy::Just(b'a'),
                     proptest::strategy::Just(0xE2),
+                    proptest::sample::select(&[b'"', b'\\', 0x1F, 0x20, 0x7F, 0x80, 0xA2, 0xDC][..]),
                 ],
                 0..40,
             )
