@@ -168,6 +168,89 @@ fn check_warnings_exit_0_and_are_located() {
 }
 
 #[test]
+fn check_format_json_prints_one_located_diagnostic_per_line_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[resource]\nurl = \"https://x.example\"\n\n[time]\nleway = 30\n",
+    )
+    .unwrap();
+    let name = path.to_str().unwrap();
+    let out = run(&[
+        "check",
+        "--format",
+        "json",
+        name,
+        "policies/keycard-mcp.toml",
+    ]);
+    assert_eq!(code(&out), 2);
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        lines.iter().find(|d| d["code"] == "unknown-key").unwrap(),
+        &serde_json::json!({
+            "file": name,
+            "line": 5,
+            "column": 1,
+            "end_line": 5,
+            "end_column": 6,
+            "severity": "error",
+            "code": "unknown-key",
+            "message": "unknown key `leway` in `[time]`",
+            "help": "did you mean `leeway`?",
+        })
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|d| d["code"] == "missing-key" && d["message"] == "the policy trusts no issuer"),
+        "{lines:?}"
+    );
+    for d in &lines {
+        assert_eq!(d["file"], name, "{d}");
+        assert!(d["line"].as_u64().unwrap() >= 1 && d["column"].as_u64().unwrap() >= 1);
+    }
+    // The summary goes to stderr, so stdout is only diagnostics.
+    assert_eq!(
+        stderr(&out),
+        format!("{name}: invalid\npolicies/keycard-mcp.toml: ok\n")
+    );
+}
+
+#[test]
+fn check_format_json_reports_warnings_of_a_valid_policy_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        "policies/keycard-mcp.jwks.json",
+        dir.path().join("keycard-mcp.jwks.json"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string("policies/keycard-mcp.toml")
+        .unwrap()
+        .replace(
+            "{ value = \"${zone_url}\", resource = \"${resource_url}\" }",
+            "{ value = \"${zone_url}\" }",
+        );
+    let path = dir.path().join("deputy.toml");
+    std::fs::write(&path, &text).unwrap();
+    let out = run(&["check", "--format=json", path.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let d: Value = serde_json::from_str(stdout(&out).trim_end()).unwrap();
+    assert_eq!(d["severity"], "warning");
+    assert_eq!(d["code"], "unguarded-issuer-audience");
+    let line = text
+        .lines()
+        .position(|l| l.contains("{ value = \"${zone_url}\" }"))
+        .unwrap()
+        + 1;
+    assert_eq!(d["line"], line, "{d}");
+    assert!(d["help"].is_string(), "{d}");
+}
+
+#[test]
 fn check_unreadable_policy_exits_2() {
     let out = run(&["check", "no/such/policy.toml"]);
     assert_eq!(code(&out), 2);
