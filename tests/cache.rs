@@ -219,10 +219,7 @@ fn key_set(keys: &[&TestKey]) -> Arc<KeySet> {
 }
 
 fn engine_with_source(key: &TestKey, source: Arc<dyn KeySource>) -> PolicyEngine {
-    let text = format!("{}{CACHE}", keycard_policy(&[key]));
-    let policy = Policy::from_toml("test.toml", text, env!("CARGO_MANIFEST_DIR")).unwrap();
-    PolicyEngine::builder(policy)
-        .context("credential.key_id", "stable-1")
+    reference_builder(&[key], CACHE)
         .key_source(ZONE, source)
         .build()
         .unwrap()
@@ -384,14 +381,8 @@ fn a_flood_of_unique_tokens_stays_within_the_entry_bound() {
 #[test]
 fn threads_sharing_the_cache_keep_it_within_its_bounds() {
     let key = TestKey::es256("ec");
-    let policy = Policy::from_toml(
-        "test.toml",
-        keycard_policy(&[&key]),
-        env!("CARGO_MANIFEST_DIR"),
-    )
-    .unwrap();
-    let engine = PolicyEngine::builder(policy)
-        .context("credential.key_id", "stable-1")
+
+    let engine = reference_builder(&[&key], "")
         .cache(Some(settings(64, 1 << 20)))
         .build()
         .unwrap();
@@ -418,14 +409,8 @@ fn threads_sharing_the_cache_keep_it_within_its_bounds() {
 #[test]
 fn a_cache_of_one_entry_holds_one_decision() {
     let key = TestKey::es256("ec");
-    let policy = Policy::from_toml(
-        "test.toml",
-        keycard_policy(&[&key]),
-        env!("CARGO_MANIFEST_DIR"),
-    )
-    .unwrap();
-    let engine = PolicyEngine::builder(policy)
-        .context("credential.key_id", "stable-1")
+
+    let engine = reference_builder(&[&key], "")
         .cache(Some(settings(1, 64 << 10)))
         .build()
         .unwrap();

@@ -19,7 +19,7 @@ use axum::routing::{any, get};
 use axum::{Json, Router};
 use jwt_policy::http::DenyBody;
 use jwt_policy::http::axum::{Authorized, PolicyLayer, VerifiedClaims, metadata_router};
-use jwt_policy::{KeyError, KeySet, KeySource, Policy, PolicyEngine, Requirement, SharedEngine};
+use jwt_policy::{KeyError, KeySet, KeySource, PolicyEngine, Requirement, SharedEngine};
 use serde_json::{Value, json};
 use support::http::{KeyServer, Reply};
 use support::*;
@@ -376,14 +376,8 @@ mod decisions {
     #[tokio::test]
     async fn unavailable_keys_are_503_with_retry_after_and_no_challenge() {
         let key = TestKey::es256("k1");
-        let policy = Policy::from_toml(
-            "test.toml",
-            keycard_policy(&[&key]),
-            env!("CARGO_MANIFEST_DIR"),
-        )
-        .unwrap();
-        let engine = PolicyEngine::builder(policy)
-            .context("credential.key_id", "stable-1")
+
+        let engine = reference_builder(&[&key], "")
             .key_source(ZONE, Arc::new(Unavailable))
             .build()
             .unwrap();

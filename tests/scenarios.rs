@@ -217,14 +217,7 @@ mod reasons {
     }
 
     fn engine_with_source(key: &TestKey, source: Arc<dyn KeySource>) -> PolicyEngine {
-        let policy = Policy::from_toml(
-            "test.toml",
-            keycard_policy(&[key]),
-            env!("CARGO_MANIFEST_DIR"),
-        )
-        .unwrap();
-        PolicyEngine::builder(policy)
-            .context("credential.key_id", "stable-1")
+        reference_builder(&[key], "")
             .key_source(ZONE, source)
             .build()
             .unwrap()
@@ -466,14 +459,7 @@ mod key_sources {
     }
 
     fn engine_with_source(key: &TestKey, source: Arc<dyn KeySource>) -> PolicyEngine {
-        let policy = Policy::from_toml(
-            "test.toml",
-            keycard_policy(&[key]),
-            env!("CARGO_MANIFEST_DIR"),
-        )
-        .unwrap();
-        PolicyEngine::builder(policy)
-            .context("credential.key_id", "stable-1")
+        reference_builder(&[key], "")
             .key_source(ZONE, source)
             .build()
             .unwrap()
@@ -507,14 +493,8 @@ mod key_sources {
     #[test]
     fn a_key_source_for_an_unknown_issuer_is_refused() {
         let key = TestKey::es256("e1");
-        let policy = Policy::from_toml(
-            "test.toml",
-            keycard_policy(&[&key]),
-            env!("CARGO_MANIFEST_DIR"),
-        )
-        .unwrap();
-        let err = PolicyEngine::builder(policy)
-            .context("credential.key_id", "stable-1")
+
+        let err = reference_builder(&[&key], "")
             .key_source(
                 "https://elsewhere.example",
                 Arc::new(jwt_policy::StaticKeys::from_arc(set(&[&key]))),
@@ -1147,14 +1127,8 @@ mod client_ids {
             }
         }
         let key = TestKey::es256("e1");
-        let policy = Policy::from_toml(
-            "test.toml",
-            keycard_policy(&[&key]),
-            env!("CARGO_MANIFEST_DIR"),
-        )
-        .unwrap();
-        let engine = PolicyEngine::builder(policy)
-            .context("credential.key_id", "stable-1")
+
+        let engine = reference_builder(&[&key], "")
             .key_source(ZONE, std::sync::Arc::new(Panics))
             .build()
             .unwrap();

@@ -255,6 +255,19 @@ pub(crate) fn keycard_policy(keys: &[&TestKey]) -> String {
     replaced
 }
 
+/// A builder for the reference policy trusting `keys`, with `extra` TOML appended, in the test
+/// context (`credential.key_id`): a test adds its key source, cache or other settings.
+pub(crate) fn reference_builder(keys: &[&TestKey], extra: &str) -> jwt_policy::EngineBuilder {
+    let text = format!("{}{extra}", keycard_policy(keys));
+    let policy = jwt_policy::Policy::from_toml("test.toml", text, env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut builder = jwt_policy::PolicyEngine::builder(policy);
+    for (k, v) in CTX {
+        builder = builder.context(*k, *v);
+    }
+    builder
+}
+
 /// Compiles a policy text (relative paths resolve against `policies/`) into an engine.
 pub(crate) fn engine(policy: &str, context: &[(&str, &str)]) -> jwt_policy::PolicyEngine {
     let policy = jwt_policy::Policy::from_toml(
