@@ -116,11 +116,15 @@ pub(super) fn read_path(r: &mut Reader, v: &Value<'_>, what: &str) -> Option<Cla
     }
 }
 
-/// The constraint keys of a table (shared by `claims.constraints` and rule conditions).
-pub(super) fn read_constraint_fields(r: &mut Reader, t: &mut Table<'_, '_>) -> Option<Constraint> {
-    let claim = t.get("claim");
-    let path = t.get("path");
-    let path = match (claim, path) {
+/// The claim a table is about: `claim` (a top-level name) or `path` (a nested one), exactly one
+/// of them (`example` shows `claim` when both are missing). Shared by claim constraints, rule
+/// conditions and forwarded headers.
+pub(super) fn read_claim_or_path(
+    r: &mut Reader,
+    t: &mut Table<'_, '_>,
+    example: &str,
+) -> Option<ClaimPath> {
+    match (t.get("claim"), t.get("path")) {
         (Some(c), None) => match c.get_ref() {
             DeValue::String(_) => r
                 .nonempty_string(c, &t.path("claim"))
@@ -146,10 +150,15 @@ pub(super) fn read_constraint_fields(r: &mut Reader, t: &mut Table<'_, '_>) -> O
             None
         }
         (None, None) => {
-            t.missing("claim", "\"sub\"");
+            t.missing("claim", example);
             None
         }
-    };
+    }
+}
+
+/// The constraint keys of a table (shared by `claims.constraints` and rule conditions).
+pub(super) fn read_constraint_fields(r: &mut Reader, t: &mut Table<'_, '_>) -> Option<Constraint> {
+    let path = read_claim_or_path(r, t, "\"sub\"");
     let format = or_default(t.get("format"), ValueFormat::StringOrArray, |v| {
         r.choice(v, &t.path("format"), FORMATS)
     });

@@ -1,9 +1,9 @@
 //! `[forward]`: the verified claims `jwt-policy serve` passes on as request headers.
 
-use super::claims::read_path;
+use super::claims::read_claim_or_path;
 use super::or_default;
 use crate::policy::diagnostic::DiagnosticKind;
-use crate::policy::model::{ClaimPath, ForwardHeader};
+use crate::policy::model::ForwardHeader;
 use crate::policy::reader::{Reader, Value};
 
 /// The headers `jwt-policy serve` sets itself on allow: a forwarded claim may not take one.
@@ -74,25 +74,7 @@ pub(super) fn read_forward(r: &mut Reader, v: &Value<'_>) -> Option<Vec<ForwardH
 
 fn read_forward_header(r: &mut Reader, v: &Value<'_>, i: usize) -> Option<ForwardHeader> {
     let mut t = r.table(v, format!("forward.headers[{i}]"))?;
-    let path = match (t.get("claim"), t.get("path")) {
-        (Some(c), None) => r
-            .nonempty_string(c, &t.path("claim"))
-            .map(|s| ClaimPath::top(&s.value)),
-        (None, Some(p)) => read_path(r, p, &t.path("path")),
-        (Some(_), Some(p)) => {
-            r.error(
-                DiagnosticKind::Conflict,
-                p.span(),
-                format!("`{}` has both `claim` and `path`", t.name),
-                "use `claim` for a top-level claim, `path` for a nested one",
-            );
-            None
-        }
-        (None, None) => {
-            t.missing("claim", "\"tid\"");
-            None
-        }
-    };
+    let path = read_claim_or_path(r, &mut t, "\"tid\"");
     let header = match t.get("header") {
         Some(v) => r.nonempty_string(v, &t.path("header")).and_then(|h| {
             let token = h
