@@ -34,7 +34,7 @@ pub use policy::{
     CacheSettings, Diagnostic, PathError, Policy, PolicyError, Requirement, Severity,
 };
 #[cfg(feature = "reload")]
-pub use reload::{ReloadError, ReloadOutcome, ReloadStatus, ReloadingEngine};
+pub use reload::{Comparison, ReloadError, ReloadOutcome, ReloadStatus, ReloadingEngine, Shadow};
 
 /// Any error this crate returns: each part has its own type, and this wraps every one of them,
 /// so that `?` works in a function that meets several.

@@ -38,9 +38,10 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::engine::{BuildError, EngineBuilder, PolicyEngine, SharedEngine};
+use crate::engine::{BuildError, Decision, EngineBuilder, PolicyEngine, SharedEngine};
+use crate::json::UnixTime;
 use crate::policy::SecretSource;
-use crate::policy::{Policy, PolicyError};
+use crate::policy::{PathError, Policy, PolicyError, Requirement};
 
 /// How long the watched directories must be quiet before the policy is read again.
 const QUIET: Duration = Duration::from_millis(250);
@@ -253,6 +254,108 @@ impl ReloadingEngine {
             .await
             .map_err(|_| ReloadError::Stopped)?;
         outcome.await.map_err(|_| ReloadError::Stopped)?
+    }
+}
+
+/// A candidate policy decided beside the one in effect, never enforced: the safe way to roll out
+/// a tighter (or looser) policy is to see, on live traffic, the requests on which the two
+/// disagree before the candidate takes over.
+///
+/// The candidate is a [`ReloadingEngine`] of its own (its file is watched too); [`Shadow::compare`]
+/// decides a request again with it, the candidate's own `[[routes]]` applying, and says whether the
+/// two agree: the same verdict for the same reason.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use jwt_policy::{PolicyEngine, Requirement, UnixTime};
+/// use jwt_policy::reload::{ReloadingEngine, Shadow};
+///
+/// let build = |policy| PolicyEngine::builder(policy).context("credential.key_id", "mcp-server-key-1");
+/// let active = ReloadingEngine::start("policies/keycard-mcp.toml", build).await?;
+/// let shadow = Shadow::start("policies/keycard-mcp.toml", build).await?;
+///
+/// let token = std::fs::read_to_string("policies/demo/zone-audience.jwt")?;
+/// let now = UnixTime::from_secs(1_767_225_600);
+/// let decision = active.current().evaluate_at_with(token.trim_end(), now, &Requirement::new());
+/// let comparison = shadow
+///     .compare(&decision, token.trim_end(), Some(("GET", "/mcp")), now)
+///     .await?;
+/// assert!(comparison.agrees);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Shadow {
+    candidate: ReloadingEngine,
+}
+
+/// How the candidate policy decided a request, next to the decision in effect.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Comparison {
+    /// The candidate's decision (never enforced).
+    pub candidate: Decision,
+    /// Whether it has the verdict and the reason of the decision in effect.
+    pub agrees: bool,
+}
+
+impl Shadow {
+    /// Starts following the candidate policy at `path`, built like [`ReloadingEngine::start`]
+    /// builds (use the same `build` as the engine in effect, so both see the same keys and
+    /// context).
+    ///
+    /// # Errors
+    ///
+    /// As [`ReloadingEngine::start`]: the candidate is invalid, cannot be built, or watched.
+    pub async fn start<F>(path: impl AsRef<Path>, build: F) -> Result<Self, ReloadError>
+    where
+        F: Fn(Policy) -> EngineBuilder + Send + Sync + 'static,
+    {
+        Ok(Self {
+            candidate: ReloadingEngine::start(path, build).await?,
+        })
+    }
+
+    /// The candidate's reloading engine (its revision, reload status).
+    pub fn candidate(&self) -> &ReloadingEngine {
+        &self.candidate
+    }
+
+    /// Decides `token` with the candidate, at `now`, for the request `(method, path)` (`None`:
+    /// no route applies, as for the decision in effect), and compares with `active`, the
+    /// decision the engine in effect made for the same request.
+    ///
+    /// # Errors
+    ///
+    /// The request's path cannot be matched against the candidate's routes ([`PathError`]:
+    /// the same path refuses under any policy, so the request was refused before a decision).
+    pub async fn compare(
+        &self,
+        active: &Decision,
+        token: &str,
+        request: Option<(&str, &str)>,
+        now: UnixTime,
+    ) -> Result<Comparison, PathError> {
+        let engine = self.candidate.current();
+        let requirement = match request {
+            Some((method, path)) => engine.policy().requirement_for(method, path)?,
+            None => Requirement::new(),
+        };
+        let candidate = engine
+            .evaluate_async_at_with(token, now, &requirement)
+            .await;
+        let agrees =
+            candidate.verdict() == active.verdict() && candidate.reason() == active.reason();
+        Ok(Comparison { candidate, agrees })
+    }
+}
+
+impl fmt::Debug for Shadow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shadow")
+            .field("candidate", &self.candidate)
+            .finish()
     }
 }
 

@@ -1197,3 +1197,124 @@ async fn metrics_count_the_decision_cache() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_policy_is_decided_beside_counted_and_logged_never_enforced() {
+    let setup = Setup::new();
+    // The candidate: the same policy, but every request needs `mcp:admin` too.
+    let candidate = setup.dir.path().join("candidate.toml");
+    std::fs::write(
+        &candidate,
+        replace(
+            &setup.policy_text(""),
+            "required = [\"mcp:tools\"]",
+            "required = [\"mcp:tools\", \"mcp:admin\"]",
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start_with_env(
+        &setup.args(&[
+            "--shadow-policy",
+            candidate.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ]),
+        &[],
+    );
+    let good = format!("Bearer {}", setup.token(json!({})));
+    let admin = format!(
+        "Bearer {}",
+        setup.token(json!({ "scope": "mcp:tools mcp:admin" }))
+    );
+    let expired = format!("Bearer {}", setup.token(json!({ "exp": NOW - 3600 })));
+    // In effect: the policy of `--policy` only. The candidate would refuse `good`.
+    assert_eq!(auth(&serve, &[("authorization", &good)]).await.status, 200);
+    assert_eq!(auth(&serve, &[("authorization", &admin)]).await.status, 200);
+    assert_eq!(
+        auth(&serve, &[("authorization", &expired)]).await.status,
+        401
+    );
+    // The candidate's own routes apply: `/admin` (DELETE) needs `mcp:delete` in both.
+    let deleting = auth(
+        &serve,
+        &[
+            ("authorization", &admin),
+            ("X-Forwarded-Method", "DELETE"),
+            ("X-Forwarded-Uri", "/admin/x"),
+        ],
+    )
+    .await;
+    assert_eq!(deleting.status, 403);
+    assert!(serve.wait_for_log(Duration::from_secs(5), |l| {
+        l.contains("the shadow policy disagrees")
+    }));
+    // The comparison runs after the answer: wait for all four to be counted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let text = get(&serve, "/metrics", &[]).await.body;
+        if metric(&text, "jwt_policy_shadow_decisions_total") == Some(4.0)
+            || std::time::Instant::now() > deadline
+        {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        metric(&text, "jwt_policy_shadow_decisions_total"),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "jwt_policy_shadow_disagreements_total{active=\"allow\",candidate=\"insufficient_scope\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    // Agreements (the admin token, the expired one, the refused DELETE) are not disagreements.
+    assert_eq!(
+        text.matches("jwt_policy_shadow_disagreements_total{")
+            .count(),
+        1,
+        "{text}"
+    );
+    let logs = serve.logs();
+    let disagreements: Vec<Value> = logs
+        .iter()
+        .filter(|l| l.contains("the shadow policy disagrees"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(disagreements.len(), 1, "{logs:?}");
+    let line = &disagreements[0];
+    assert_eq!(line["active"], "allow", "{line}");
+    assert_eq!(line["candidate"], "insufficient_scope", "{line}");
+    assert_eq!(line["subject"], "user-123", "{line}");
+    assert!(
+        !line.to_string().contains(&good[7..]),
+        "the token is never logged"
+    );
+}
+
+#[test]
+fn an_invalid_shadow_policy_stops_serve_from_starting() {
+    let setup = Setup::new();
+    let candidate = setup.dir.path().join("candidate.toml");
+    std::fs::write(&candidate, "[time]\nleway = 30\n").unwrap();
+    let args = setup.args(&["--shadow-policy", candidate.to_str().unwrap()]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jwt-policy"))
+        .arg("serve")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown key `leway`"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the shadow policy `{}` cannot be used",
+            candidate.display()
+        )),
+        "{err}"
+    );
+}

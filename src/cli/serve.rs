@@ -37,7 +37,9 @@ use crate::http::{
 };
 use crate::json::UnixTime;
 use crate::policy::{Policy, Requirement};
-use crate::reload::{ReloadError, ReloadOutcome, ReloadStatus, ReloadingEngine};
+use crate::reload::{
+    Comparison, ReloadError, ReloadOutcome, ReloadStatus, ReloadingEngine, Shadow,
+};
 use crate::text::escape;
 
 /// Log line formats.
@@ -68,6 +70,11 @@ pub(crate) struct Args {
     /// values, so it is for operators debugging their own clients.
     #[arg(long)]
     full_deny_body: bool,
+    /// A candidate policy to decide every token with as well, never enforced: the requests on
+    /// which it disagrees with the policy in effect are logged and counted
+    /// (`jwt_policy_shadow_disagreements_total`). Watched and reloaded like `--policy`.
+    #[arg(long, value_name = "POLICY")]
+    shadow_policy: Option<PathBuf>,
     /// After SIGTERM or Ctrl-C, how long the requests in flight may take to finish before the
     /// process exits without them.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
@@ -126,6 +133,13 @@ async fn serve(args: &Args, now: Option<UnixTime>) -> Result<u8, String> {
     };
     let engines = Arc::new(Engines::new(&args.engine, &policy)?);
     drop(policy);
+    let shadow = match &args.shadow_policy {
+        Some(path) => match start_shadow(path, &args.engine).await? {
+            Some(shadow) => Some(shadow),
+            None => return Ok(EXIT_ERROR),
+        },
+        None => None,
+    };
     let build = move |policy| engines.builder(policy);
     let reloading = match ReloadingEngine::start(&args.policy, build).await {
         Ok(reloading) => reloading,
@@ -170,8 +184,9 @@ async fn serve(args: &Args, now: Option<UnixTime>) -> Result<u8, String> {
     // Before saying that it listens: from then on, these signals must not kill the process.
     let signals = Signals::new()?;
 
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new(shadow.is_some()));
     let app = Arc::new(App {
+        shadow,
         engine: reloading.shared(),
         reloading: reloading.clone(),
         now,
@@ -228,8 +243,87 @@ async fn serve(args: &Args, now: Option<UnixTime>) -> Result<u8, String> {
     Ok(EXIT_OK)
 }
 
+/// Starts following the candidate policy of `--shadow-policy`, with the same flags as the
+/// policy in effect; `None` (after saying why) when it is invalid.
+async fn start_shadow(path: &PathBuf, flags: &EngineArgs) -> Result<Option<Shadow>, String> {
+    let policy = match Policy::from_file(path) {
+        Ok(policy) => policy,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "error: the shadow policy `{}` cannot be used",
+                path.display()
+            );
+            return Ok(None);
+        }
+    };
+    let engines = Arc::new(Engines::new(flags, &policy)?);
+    drop(policy);
+    let shadow = match Shadow::start(path, move |policy| engines.builder(policy)).await {
+        Ok(shadow) => shadow,
+        Err(ReloadError::Policy(e)) => {
+            eprintln!("{e}");
+            return Ok(None);
+        }
+        Err(ReloadError::Build(e)) => return Err(build_error(&e)),
+        Err(e) => return Err(e.to_string()),
+    };
+    tracing::info!(
+        shadow_policy = %path.display(),
+        revision = %shadow.candidate().status().revision,
+        "deciding with a shadow policy too (never enforced)"
+    );
+    Ok(Some(shadow))
+}
+
+/// Decides the request again with the shadow policy, after the answer went out, and counts and
+/// logs a disagreement.
+fn compare_in_background(
+    app: &App,
+    shadow: &Shadow,
+    active: &Decision,
+    token: &str,
+    original: Option<(&str, &str)>,
+) {
+    let (shadow, active, token) = (shadow.clone(), active.clone(), token.to_owned());
+    let original = original.map(|(m, u)| (m.to_owned(), u.to_owned()));
+    let metrics = app.metrics.clone();
+    let now = app.now.unwrap_or_else(UnixTime::now);
+    tokio::spawn(async move {
+        let request = original.as_ref().map(|(m, u)| (m.as_str(), u.as_str()));
+        let Ok(comparison) = shadow.compare(&active, &token, request, now).await else {
+            return;
+        };
+        metrics.record_shadow(&active, &comparison);
+        if !comparison.agrees {
+            let candidate = &comparison.candidate;
+            tracing::info!(
+                active = outcome_str(&active),
+                candidate = outcome_str(candidate),
+                candidate_revision = %candidate.policy_revision(),
+                method = original.as_ref().map(|(m, _)| m.as_str()),
+                uri = original.as_ref().map(|(_, u)| escape(u)).as_deref(),
+                subject = active.principal().subject.as_deref(),
+                client_id = active.principal().client_id.as_deref(),
+                "the shadow policy disagrees"
+            );
+        }
+    });
+}
+
+/// A decision's outcome for the shadow's metrics and log: `allow`, or its reason code.
+fn outcome_str(decision: &Decision) -> &'static str {
+    if decision.is_allowed() {
+        "allow"
+    } else {
+        decision.reason().map_or("internal", |r| r.as_str())
+    }
+}
+
 /// What every handler shares.
 struct App {
+    /// `--shadow-policy`: the candidate decided beside the policy in effect.
+    shadow: Option<Shadow>,
     engine: SharedEngine,
     reloading: ReloadingEngine,
     /// `--now`: the frozen clock.
@@ -308,6 +402,9 @@ async fn check(app: &App, engine: &PolicyEngine, parts: &Parts) -> Answer {
         }
         None => engine.evaluate_async_with(token, &requirement).await,
     };
+    if let Some(shadow) = &app.shadow {
+        compare_in_background(app, shadow, &decision, token, original);
+    }
     let decision = if decision.is_allowed() {
         match identity_headers(engine, &decision) {
             Ok(headers) => {
@@ -756,6 +853,18 @@ struct CacheLabels {
 const CACHE_EVENTS: [&str; 4] = ["hit", "miss", "insert", "eviction"];
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowLabels {
+    active: &'static str,
+    candidate: &'static str,
+}
+
+/// The shadow policy's counters (`--shadow-policy`).
+struct ShadowMetrics {
+    compared: Counter,
+    disagreements: Family<ShadowLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     result: &'static str,
 }
@@ -772,6 +881,7 @@ struct Metrics {
     cache: Family<CacheLabels, Counter>,
     cache_entries: Gauge,
     cache_bytes: Gauge,
+    shadow: Option<ShadowMetrics>,
     tally: Mutex<Tally>,
 }
 
@@ -792,7 +902,7 @@ struct Tally {
 const RELOAD_RESULTS: [&str; 3] = ["success", "failure", "unchanged"];
 
 impl Metrics {
-    fn new() -> Self {
+    fn new(shadow: bool) -> Self {
         let mut registry = Registry::default();
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
@@ -844,6 +954,24 @@ impl Metrics {
             "Bytes (estimated) the cache of the engine in effect holds",
             cache_bytes.clone(),
         );
+        let shadow = shadow.then(|| {
+            let compared = Counter::default();
+            registry.register(
+                "jwt_policy_shadow_decisions",
+                "Tokens the shadow policy decided too (never enforced)",
+                compared.clone(),
+            );
+            let disagreements = Family::<ShadowLabels, Counter>::default();
+            registry.register(
+                "jwt_policy_shadow_disagreements",
+                "Tokens on which the shadow policy disagrees with the policy in effect, by each one's outcome (allow or a reason code)",
+                disagreements.clone(),
+            );
+            ShadowMetrics {
+                compared,
+                disagreements,
+            }
+        });
         Self {
             registry,
             decisions,
@@ -853,7 +981,25 @@ impl Metrics {
             cache,
             cache_entries,
             cache_bytes,
+            shadow,
             tally: Mutex::new(Tally::default()),
+        }
+    }
+
+    /// Counts one decision of the shadow policy, and a disagreement.
+    fn record_shadow(&self, active: &Decision, comparison: &Comparison) {
+        let Some(shadow) = &self.shadow else {
+            return;
+        };
+        shadow.compared.inc();
+        if !comparison.agrees {
+            shadow
+                .disagreements
+                .get_or_create(&ShadowLabels {
+                    active: outcome_str(active),
+                    candidate: outcome_str(&comparison.candidate),
+                })
+                .inc();
         }
     }
 
