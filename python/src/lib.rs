@@ -487,7 +487,7 @@ struct RequestOutcome {
     allowed: bool,
     /// The decision about the bearer token; `None` when the request had no token or was
     /// malformed.
-    decision: Option<Decision>,
+    decision: Option<Py<Decision>>,
     /// The refusal to send (401, 400, 403, 503, 500); `None` when allowed.
     response: Option<Py<HttpResponse>>,
 }
@@ -587,7 +587,9 @@ impl PolicyEngine {
         };
         Ok(RequestOutcome {
             allowed: refusal.is_none(),
-            decision: decision.map(|inner| Decision { inner }),
+            decision: decision
+                .map(|inner| Py::new(py, Decision { inner }))
+                .transpose()?,
             response: refusal
                 .map(|r| Py::new(py, HttpResponse::from(r)))
                 .transpose()?,
