@@ -275,7 +275,11 @@ impl Decision {
     /// The reason code of every failed check, in check order.
     #[getter]
     fn reasons(&self) -> Vec<&'static str> {
-        self.inner.reasons().into_iter().map(|r| r.as_str()).collect()
+        self.inner
+            .reasons()
+            .into_iter()
+            .map(|r| r.as_str())
+            .collect()
     }
 
     /// The fixed short text of `reason` (the one a challenge's `error_description` carries).
@@ -549,14 +553,24 @@ impl PolicyEngine {
         }
     }
 
-    fn decide(&self, token: &str, now: UnixTime, requirement: &Requirement) -> jwt_policy::Decision {
+    fn decide(
+        &self,
+        token: &str,
+        now: UnixTime,
+        requirement: &Requirement,
+    ) -> jwt_policy::Decision {
         let _runtime = self
             .remote
             .then(|| pyo3_async_runtimes::tokio::get_runtime().enter());
         self.inner.evaluate_at_with(token, now, requirement)
     }
 
-    fn before(&self, authorization: Vec<String>, method: &str, path: Option<&str>) -> PyResult<Before> {
+    fn before(
+        &self,
+        authorization: Vec<String>,
+        method: &str,
+        path: Option<&str>,
+    ) -> PyResult<Before> {
         let policy = self.inner.policy();
         let refuse = |situation| response(policy, situation, DenyBody::Minimal);
         let requirement = match path {
@@ -577,7 +591,12 @@ impl PolicyEngine {
         })
     }
 
-    fn outcome(py: Python<'_>, policy: &jwt_policy::Policy, decision: Option<jwt_policy::Decision>, refused: Option<Response<String>>) -> PyResult<RequestOutcome> {
+    fn outcome(
+        py: Python<'_>,
+        policy: &jwt_policy::Policy,
+        decision: Option<jwt_policy::Decision>,
+        refused: Option<Response<String>>,
+    ) -> PyResult<RequestOutcome> {
         let refusal = match (&decision, refused) {
             (_, Some(r)) => Some(r),
             (Some(d), None) if !d.is_allowed() => {
@@ -777,7 +796,11 @@ impl PolicyEngine {
             let (decision, refused) = match before {
                 Before::Refused(r) => (None, Some(r)),
                 Before::Evaluate(token, requirement) => (
-                    Some(engine.evaluate_async_at_with(token, now, &requirement).await),
+                    Some(
+                        engine
+                            .evaluate_async_at_with(token, now, &requirement)
+                            .await,
+                    ),
                     None,
                 ),
             };
