@@ -12,7 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 pytest.importorskip("fastmcp")
-import httpx
+import json
+import urllib.error
+import urllib.request
+
 import uvicorn
 from fastmcp import Client, FastMCP
 from fastmcp.client.transports import StreamableHttpTransport
@@ -135,6 +138,31 @@ def test_the_provider_refuses_a_base_url_that_is_not_the_resource(engine):
 # A real server on loopback, FastMCP's own client over streamable HTTP.
 
 
+class Answer:
+    """A response read with the standard library (the test needs no HTTP client of its own)."""
+
+    def __init__(self, status: int, headers, body: bytes) -> None:
+        self.status_code = status
+        self.headers = {k.lower(): v for k, v in headers.items()}
+        self.text = body.decode()
+
+
+def http(url: str, *, headers: dict[str, str] | None = None, body: dict | None = None) -> Answer:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=dict(headers or {}))
+    request.add_header("Accept", "application/json, text/event-stream")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return Answer(r.status, r.headers, r.read())
+    except urllib.error.HTTPError as e:
+        return Answer(e.code, e.headers, e.read())
+
+
+PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+
+
 def make_server(engine: PolicyEngine) -> FastMCP:
     mcp = FastMCP("policy-demo", auth=PolicyAuthProvider(engine, base_url=BASE_URL))
 
@@ -178,10 +206,10 @@ def test_an_allowed_tool_call_over_streamable_http(server_url):
 
 
 def test_no_token_is_a_401_naming_the_resource_metadata(server_url):
-    r = httpx.post(f"{server_url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    r = http(f"{server_url}/mcp", body=PING)
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == f'Bearer scope="mcp:tools", resource_metadata="{METADATA_URL}"'
-    metadata = httpx.get(f"{server_url}/.well-known/oauth-protected-resource/mcp")
+    metadata = http(f"{server_url}/.well-known/oauth-protected-resource/mcp")
     assert metadata.status_code == 200
     assert metadata.text == PolicyEngine(
         Policy.from_file(POLICIES / "keycard-mcp.toml"), context={"credential.key_id": KEY_ID}
@@ -198,10 +226,10 @@ def test_a_token_for_another_resource_is_refused(server_url):
     # answer is pinned below, on the same request made by hand.
     with pytest.raises(Exception, match="error response"):
         asyncio.run(call())
-    r = httpx.post(
+    r = http(
         f"{server_url}/mcp",
         headers={"Authorization": f"Bearer {demo_token('other-resource')}"},
-        json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        body=PING,
     )
     assert r.status_code == 401
     challenge = r.headers["www-authenticate"]
