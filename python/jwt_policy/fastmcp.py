@@ -4,11 +4,13 @@ Importable only when FastMCP is installed (`pip install 'jwt-policy[fastmcp]'`, 
 later 4.x).
 
     from fastmcp import FastMCP
-    from jwt_policy import Policy, PolicyEngine
     from jwt_policy.fastmcp import PolicyAuthProvider
 
-    engine = PolicyEngine(Policy.from_file("policy.toml"), context={"credential.key_id": KEY_ID})
-    mcp = FastMCP("name", auth=PolicyAuthProvider(engine, base_url="https://mcp.example.com"))
+    mcp = FastMCP("name", auth=PolicyAuthProvider.from_file(
+        "policy.toml", base_url="https://mcp.example.com", context={"credential.key_id": KEY_ID}
+    ))
+
+or, with an engine built beforehand, `PolicyAuthProvider(engine, base_url=...)`.
 
 `PolicyAuthProvider` verifies every token with the engine and serves the RFC 9728 metadata the
 policy describes; `PolicyTokenVerifier` verifies only (FastMCP then advertises no metadata).
@@ -16,6 +18,8 @@ policy describes; `PolicyTokenVerifier` verifies only (FastMCP then advertises n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from os import PathLike
 from typing import Any
 
 try:
@@ -44,7 +48,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "jwt_policy.fastmcp needs FastMCP: pip install 'jwt-policy[fastmcp]'"
     ) from error
 
-from ._jwt_policy import Decision, HttpResponse, PolicyEngine
+from ._jwt_policy import Decision, HttpResponse, Policy, PolicyEngine
 
 __all__ = ["KeysUnavailable", "PolicyAuthProvider", "PolicyTokenVerifier"]
 
@@ -206,6 +210,22 @@ class PolicyAuthProvider(RemoteAuthProvider):
         )
         self.engine = engine
         self._check_resource(mcp_path)
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | PathLike[str],
+        base_url: AnyHttpUrl | str,
+        *,
+        context: Mapping[str, str] | None = None,
+        mcp_path: str = "/mcp",
+    ) -> PolicyAuthProvider:
+        """The provider of the policy at `path`, compiled with `context` (e.g.
+        `{"credential.key_id": KEY_ID}`, this server's own client id). Raises `PolicyError` for
+        an invalid policy, `EngineError` when the engine cannot be built, `ValueError` when
+        `base_url` plus `mcp_path` is not the policy's resource URL."""
+        engine = PolicyEngine(Policy.from_file(path), context=context)
+        return cls(engine, base_url, mcp_path=mcp_path)
 
     def _check_resource(self, mcp_path: str | None) -> None:
         served = self._get_resource_url(mcp_path)

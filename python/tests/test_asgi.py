@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-pytest.importorskip("starlette")
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request

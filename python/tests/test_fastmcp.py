@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest.importorskip("fastmcp")
 import json
 import urllib.error
 import urllib.request
@@ -122,6 +121,18 @@ def test_the_provider_is_built_from_the_policy(engine):
     assert provider.scopes_supported == ["mcp:tools", "mcp:resources", "mcp:prompts"]
     assert provider.required_scopes == ["mcp:tools"]
     assert isinstance(provider.token_verifier, PolicyTokenVerifier)
+
+
+def test_the_provider_from_a_policy_file():
+    provider = PolicyAuthProvider.from_file(
+        POLICIES / "keycard-mcp.toml", base_url=BASE_URL, context={"credential.key_id": KEY_ID}
+    )
+    assert provider.engine.resource_client_id == KEY_ID
+    assert provider.engine.metadata_path == "/.well-known/oauth-protected-resource/mcp"
+    with pytest.raises(ValueError, match="not the policy's resource url"):
+        PolicyAuthProvider.from_file(
+            POLICIES / "keycard-mcp.toml", base_url="https://mcp.example.com/api", context={"credential.key_id": KEY_ID}
+        )
 
 
 def test_the_provider_refuses_a_base_url_that_is_not_the_resource(engine):
