@@ -234,3 +234,12 @@ def test_a_jwks_file_replaces_the_issuers_keys():
     assert engine.evaluate(demo_token("zone-audience")).reason == "key_not_found"
     with pytest.raises(EngineError, match="jwks `/nonexistent.json`"):
         PolicyEngine(Policy.from_file(KEYCARD), {"credential.key_id": KEY_ID}, jwks="/nonexistent.json")
+
+
+def test_every_shipped_policy_reads_without_warnings():
+    shipped = sorted(POLICIES.glob("*.toml"))
+    assert len(shipped) >= 6
+    for path in shipped:
+        policy = Policy.from_file(path)
+        assert policy.warnings == [], (path, [str(w) for w in policy.warnings])
+        assert policy.issuers and policy.resource_url, path
