@@ -30,11 +30,16 @@ class Policy:
     """A validated policy."""
 
     @staticmethod
-    def from_file(path: str | PathLike[str]) -> Policy: ...
+    def from_file(path: str | PathLike[str]) -> Policy:
+        """Reads and validates the policy at `path` (relative file names inside it are resolved
+        against its directory). Raises `PolicyError`."""
     @staticmethod
     def from_str(
         text: str, name: str = "policy.toml", base_dir: str | PathLike[str] | None = None
-    ) -> Policy: ...
+    ) -> Policy:
+        """Validates policy `text`, naming it `name` in diagnostics (relative file names inside
+        it are resolved against `base_dir`, the current directory by default). Raises
+        `PolicyError`."""
     @property
     def name(self) -> str: ...
     @property
@@ -109,8 +114,10 @@ class Decision:
     def checks(self) -> list[Check]: ...
     @property
     def claims(self) -> dict[str, Any] | None: ...
-    def to_json(self) -> str: ...
-    def explain(self) -> str: ...
+    def to_json(self) -> str:
+        """The decision as one line of JSON (as `jwt-policy verify --format json` prints it)."""
+    def explain(self) -> str:
+        """The decision as text, one check a line (as `jwt-policy verify` prints it)."""
 
 @final
 class HttpResponse:
@@ -140,7 +147,10 @@ class PolicyEngine:
         jwks: str | PathLike[str] | None = None,
         *,
         now: float | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Compiles `policy` with the run-time `context` values it refers to (e.g.
+        `{"credential.key_id": ...}`); `jwks`, a JWKS file, replaces every issuer's public keys;
+        `now` fixes the clock (tests and demos only). Raises `EngineError`."""
     @property
     def policy(self) -> Policy: ...
     @property
@@ -151,23 +161,35 @@ class PolicyEngine:
     def metadata_path(self) -> str | None: ...
     @property
     def metadata_url(self) -> str | None: ...
-    def evaluate(self, token: str, now: float | None = None) -> Decision: ...
-    def evaluate_async(self, token: str, now: float | None = None) -> Awaitable[Decision]: ...
-    def response(self, decision: Decision | None = None) -> HttpResponse: ...
-    def challenge(self, decision: Decision | None = None) -> str | None: ...
-    def metadata_json(self) -> str: ...
-    def metadata_response(self) -> HttpResponse: ...
+    def evaluate(self, token: str, now: float | None = None) -> Decision:
+        """Decides about `token` now (or at `now`, seconds since the epoch) with the keys held
+        now; never waits. The GIL is released while verifying."""
+    def evaluate_async(self, token: str, now: float | None = None) -> Awaitable[Decision]:
+        """Like `evaluate`, awaited in a running event loop: remote keys the token needs are
+        fetched first, on a tokio runtime, without blocking the loop."""
+    def response(self, decision: Decision | None = None) -> HttpResponse:
+        """The HTTP answer for `decision` (`None`: a request without credentials)."""
+    def challenge(self, decision: Decision | None = None) -> str | None:
+        """The `WWW-Authenticate` value for `decision` (`None`: a request without
+        credentials); `None` when the answer has none (allow, 503, 500)."""
+    def metadata_json(self) -> str:
+        """The RFC 9728 protected-resource metadata document, one line of JSON."""
+    def metadata_response(self) -> HttpResponse:
+        """The answer to `GET metadata_path`."""
     def authorize(
         self,
         authorization: Sequence[str],
         method: str = "GET",
         path: str | None = None,
         now: float | None = None,
-    ) -> RequestOutcome: ...
+    ) -> RequestOutcome:
+        """Decides about an HTTP request from all its `Authorization` header values and, when
+        `path` is given, the policy's `[[routes]]` for `method` and `path`; never waits."""
     def authorize_async(
         self,
         authorization: Sequence[str],
         method: str = "GET",
         path: str | None = None,
         now: float | None = None,
-    ) -> Awaitable[RequestOutcome]: ...
+    ) -> Awaitable[RequestOutcome]:
+        """Like `authorize`, fetching remote keys when needed (see `evaluate_async`)."""
