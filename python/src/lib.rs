@@ -61,14 +61,13 @@ struct Diagnostic {
 #[pymethods]
 impl Diagnostic {
     fn __repr__(&self) -> String {
+        let at = match (self.line, self.column) {
+            (Some(line), Some(column)) => format!("{}:{line}:{column}", self.file),
+            _ => self.file.clone(),
+        };
         format!(
-            "Diagnostic({}[{}] at {}:{}:{}: {})",
-            self.severity,
-            self.code,
-            self.file,
-            self.line.unwrap_or(0),
-            self.column.unwrap_or(0),
-            self.message
+            "Diagnostic({}[{}] at {at}: {})",
+            self.severity, self.code, self.message
         )
     }
 
@@ -521,7 +520,7 @@ fn unix_time(secs: f64) -> PyResult<UnixTime> {
             "`now` must be a finite number of seconds since the epoch, not {secs}"
         )));
     }
-    #[allow(clippy::cast_possible_truncation)] // in range: checked above
+    // In range: checked above.
     Ok(UnixTime::from_secs(secs.floor() as i64))
 }
 
