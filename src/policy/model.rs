@@ -528,6 +528,18 @@ impl Policy {
         &self.scopes_supported
     }
 
+    /// The scopes every request needs (`[scopes] required`); a route's scopes come on top
+    /// (see [`Policy::requirement_for`]).
+    ///
+    /// ```
+    /// let policy = jwt_policy::Policy::from_file("policies/keycard-mcp.toml")?;
+    /// assert_eq!(policy.required_scopes(), ["mcp:tools"]);
+    /// # Ok::<(), jwt_policy::PolicyError>(())
+    /// ```
+    pub fn required_scopes(&self) -> &[String] {
+        &self.scopes.required
+    }
+
     /// The trusted issuers.
     pub fn issuers(&self) -> &[Issuer] {
         &self.issuers
