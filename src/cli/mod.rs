@@ -2,6 +2,7 @@
 
 mod bench;
 mod check;
+mod diff;
 mod serve;
 mod verify;
 
@@ -39,6 +40,9 @@ struct Cli {
 enum Command {
     /// Validate policies: every error and lint, located (exit 0 valid, 2 invalid).
     Check(check::Args),
+    /// What NEW accepts that OLD refused, and the reverse, by concern (exit 0 when NEW accepts
+    /// nothing OLD refused, 1 when it does or may, 2 error).
+    Diff(diff::Args),
     /// Decide about tokens (exit 0 allow, 1 deny, 2 error; batch: 0 when every line was decided).
     Verify(verify::Args),
     /// Answer forward-auth requests from a proxy over HTTP (exit 0 when stopped, 2 if it cannot
@@ -60,6 +64,7 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::Verify(args) => finish(verify::run(&args)),
         Command::Serve(args) => finish(serve::run(&args)),
         Command::Bench(args) => finish(bench::run(&args)),

@@ -165,6 +165,16 @@ impl Key {
         self.alg
     }
 
+    /// The public key's bytes as it was parsed (`None` for an HMAC secret): two keys with the
+    /// same bytes verify the same signatures.
+    #[cfg(feature = "cli")]
+    pub(crate) fn public_bytes(&self) -> Option<&[u8]> {
+        self.verifiers.iter().find_map(|(_, v)| match v {
+            Verifier::Public(key) => Some(key.as_ref()),
+            Verifier::Hmac(_) => None,
+        })
+    }
+
     /// An HMAC key from a secret the policy names, prepared for each HMAC algorithm the secret
     /// is long enough for (RFC 7518 §3.2).
     pub(crate) fn hmac(kid: Option<String>, secret: &[u8]) -> Key {

@@ -6,6 +6,8 @@
 //! in `docs/policy.md`.
 
 mod diagnostic;
+#[cfg(feature = "cli")]
+pub(crate) mod diff;
 mod lint;
 mod model;
 mod pattern;
