@@ -2,6 +2,7 @@
 
 mod bench;
 mod check;
+mod schema;
 mod serve;
 mod verify;
 
@@ -47,6 +48,8 @@ enum Command {
     /// Measure how fast tokens are decided in process, against the signature check alone
     /// (exit 0 measured, 2 error).
     Bench(bench::Args),
+    /// Print the JSON Schema of the policy language, for editors (exit 0).
+    Schema,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -63,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => finish(verify::run(&args)),
         Command::Serve(args) => finish(serve::run(&args)),
         Command::Bench(args) => finish(bench::run(&args)),
+        Command::Schema => finish(schema::run()),
     };
     ExitCode::from(code)
 }
