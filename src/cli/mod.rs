@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 mod diff;
+mod schema;
 mod serve;
 mod verify;
 
@@ -51,6 +52,8 @@ enum Command {
     /// Measure how fast tokens are decided in process, against the signature check alone
     /// (exit 0 measured, 2 error).
     Bench(bench::Args),
+    /// Print the JSON Schema of the policy language, for editors (exit 0).
+    Schema,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -68,6 +71,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => finish(verify::run(&args)),
         Command::Serve(args) => finish(serve::run(&args)),
         Command::Bench(args) => finish(bench::run(&args)),
+        Command::Schema => finish(schema::run()),
     };
     ExitCode::from(code)
 }

@@ -120,6 +120,8 @@ impl<'a, 'i> Table<'a, 'i> {
     /// Reports every key that was never asked for, with a "did you mean" when one is close, and
     /// the missing required keys (except one whose misspelling was just reported).
     pub(crate) fn finish(mut self, reader: &mut Reader) {
+        #[cfg(test)]
+        keys_read::record(&self.name, &self.known);
         for (key, value) in self.entries.iter() {
             let name = key.get_ref().as_ref();
             if self.known.contains(&name) {
@@ -164,6 +166,72 @@ impl<'a, 'i> Table<'a, 'i> {
 
 /// How the root table is named.
 const ROOT: &str = "policy";
+
+/// Test-only: the keys each table was asked for (read or allowed), by table path with indexes
+/// left out (`issuers[].hmac_secrets[]`; the root is `""`), so that a test can hold the policy
+/// schema (`schema.json`) to exactly the keys the reader knows.
+#[cfg(test)]
+pub(crate) mod keys_read {
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// Known keys by table path.
+    pub(crate) type Keys = BTreeMap<String, BTreeSet<&'static str>>;
+
+    thread_local! {
+        static RECORDED: RefCell<Option<Keys>> = const { RefCell::new(None) };
+    }
+
+    /// Starts recording on this thread, forgetting what was recorded before.
+    pub(crate) fn start() {
+        RECORDED.with(|r| *r.borrow_mut() = Some(Keys::new()));
+    }
+
+    /// Stops recording on this thread and returns what was recorded.
+    pub(crate) fn take() -> Keys {
+        RECORDED.with(|r| r.borrow_mut().take()).unwrap_or_default()
+    }
+
+    pub(super) fn record(name: &str, known: &[&'static str]) {
+        RECORDED.with(|r| {
+            if let Some(keys) = r.borrow_mut().as_mut() {
+                keys.entry(path(name))
+                    .or_default()
+                    .extend(known.iter().copied());
+            }
+        });
+    }
+
+    /// `[time]` → `time`, `issuers[0].hmac_secrets[1]` → `issuers[].hmac_secrets[]`.
+    pub(crate) fn path(name: &str) -> String {
+        if name == super::ROOT {
+            return String::new();
+        }
+        let name = name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .unwrap_or(name);
+        let mut out = String::with_capacity(name.len());
+        let mut in_index = false;
+        for c in name.chars() {
+            match c {
+                '[' => in_index = true,
+                ']' => {
+                    in_index = false;
+                    out.push_str("[]");
+                }
+                _ if in_index => {}
+                c => out.push(c),
+            }
+        }
+        out
+    }
+}
+
+/// The policy schema held to the reader.
+#[cfg(test)]
+#[path = "schema_sync.rs"]
+mod schema_sync;
 
 /// `a, b, c` → "`a`, `b`, `c`".
 pub(crate) fn ticks<S: AsRef<str>>(items: &[S]) -> String {
