@@ -2,6 +2,8 @@
 
 mod bench;
 mod check;
+mod keygen;
+mod mint;
 mod serve;
 mod verify;
 
@@ -47,6 +49,11 @@ enum Command {
     /// Measure how fast tokens are decided in process, against the signature check alone
     /// (exit 0 measured, 2 error).
     Bench(bench::Args),
+    /// Write a test private key (PKCS#8 PEM, mode 0600) and its public JWKS, marked as a test
+    /// key (exit 0 written, 2 error).
+    Keygen(keygen::Args),
+    /// Print a token signed with a test private key (exit 0 printed, 2 error).
+    Mint(mint::Args),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -63,6 +70,8 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => finish(verify::run(&args)),
         Command::Serve(args) => finish(serve::run(&args)),
         Command::Bench(args) => finish(bench::run(&args)),
+        Command::Keygen(args) => finish(keygen::run(&args)),
+        Command::Mint(args) => finish(mint::run(&args)),
     };
     ExitCode::from(code)
 }
@@ -83,6 +92,10 @@ pub(crate) struct EngineArgs {
     /// A run-time value the policy refers to, e.g. `credential.key_id=abc` (repeatable).
     #[arg(long = "context", value_name = "KEY=VALUE")]
     context: Vec<String>,
+    /// Verify with keys marked as test keys (`"x-jwt-policy-test": true`, from `jwt-policy
+    /// keygen`) instead of refusing to start: for tests only.
+    #[arg(long)]
+    allow_test_keys: bool,
 }
 
 impl EngineArgs {
@@ -96,6 +109,24 @@ impl EngineArgs {
                 })
             })
             .transpose()
+    }
+}
+
+/// Refuses an engine that verifies with a key marked as a test key, unless `--allow-test-keys`.
+pub(crate) fn refuse_test_keys(args: &EngineArgs, engine: &PolicyEngine) -> Result<(), String> {
+    if args.allow_test_keys {
+        return Ok(());
+    }
+    match engine.test_keys().first() {
+        None => Ok(()),
+        Some((iss, kid)) => {
+            let kid = kid
+                .as_deref()
+                .map_or_else(|| "without `kid`".to_owned(), |kid| format!("`{kid}`"));
+            Err(format!(
+                "issuer `{iss}` trusts test key {kid} (made by `jwt-policy keygen`); refusing to start\n  help: pass `--allow-test-keys` to use it anyway (tests only), or give the issuer its own keys"
+            ))
+        }
     }
 }
 

@@ -29,7 +29,7 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::cli::{EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error};
+use crate::cli::{EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error, refuse_test_keys};
 use crate::engine::{Decision, ForwardError, PolicyEngine, SharedEngine, Verdict};
 use crate::http::{
     BadRequest, DenyBody, Situation, bearer_token, is_scope_token, metadata_path,
@@ -138,6 +138,8 @@ async fn serve(args: &Args, now: Option<UnixTime>) -> Result<u8, String> {
         Err(e) => return Err(e.to_string()),
     };
     let engine = reloading.current();
+    // At start only: a reload that brings a test key in is not refused (docs/policy.md, "Test keys").
+    refuse_test_keys(&args.engine, &engine)?;
     let warnings = engine.policy().warnings();
     if !warnings.is_empty() {
         let source = engine.policy().source();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::cli::{
     EXIT_DENY, EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error, current_thread_runtime,
-    read_policy,
+    read_policy, refuse_test_keys,
 };
 use crate::engine::{Decision, PolicyEngine};
 use crate::json::UnixTime;
@@ -55,6 +55,7 @@ pub(crate) fn run(args: &Args) -> Result<u8, String> {
     let engine = runtime
         .block_on(engines.builder(policy).build_async())
         .map_err(|e| build_error(&e))?;
+    refuse_test_keys(&args.engine, &engine)?;
 
     if let Some(path) = &args.tokens_file {
         return batch(&runtime, &engine, path, now, args.format);
