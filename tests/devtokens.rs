@@ -295,6 +295,58 @@ fn verify_refuses_a_jwks_file_holding_a_test_key() {
     assert_eq!(code(&out), 0, "{}", stdout(&out));
 }
 
+/// A loopback HTTP server answering every request with `body` as JSON; its URL.
+fn serve_json(body: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn verify_refuses_test_keys_fetched_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path(), "RS256", "k1");
+    let url = serve_json(std::fs::read_to_string(dir.path().join("k1.jwks.json")).unwrap());
+    let token = minted(
+        &dir.path().join("k1.key.pem"),
+        &["--claims", &good_claims(), "--now", "1767225600"],
+    );
+    let policy = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/keycard-mcp.toml"
+    ));
+    let out = verify(policy, &token, &["--jwks-url", &url]);
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "error: issuer `{ZONE}` trusts test key `k1` (made by `jwt-policy keygen`); refusing to start"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let out = verify(policy, &token, &["--jwks-url", &url, "--allow-test-keys"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+}
+
 #[test]
 fn serve_refuses_to_start_with_a_test_key() {
     let dir = tempfile::tempdir().unwrap();

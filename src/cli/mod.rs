@@ -92,10 +92,6 @@ pub(crate) struct EngineArgs {
     /// A run-time value the policy refers to, e.g. `credential.key_id=abc` (repeatable).
     #[arg(long = "context", value_name = "KEY=VALUE")]
     context: Vec<String>,
-    /// Verify with keys marked as test keys (`"x-jwt-policy-test": true`, from `jwt-policy
-    /// keygen`) instead of refusing to start: for tests only.
-    #[arg(long)]
-    allow_test_keys: bool,
 }
 
 impl EngineArgs {
@@ -112,8 +108,17 @@ impl EngineArgs {
     }
 }
 
+/// `--allow-test-keys`, which `verify` and `serve` take (`bench` measures with any key).
+#[derive(Debug, clap::Args)]
+pub(crate) struct TestKeyArgs {
+    /// Verify with keys marked as test keys (`"x-jwt-policy-test": true`, from `jwt-policy
+    /// keygen`) instead of refusing to start: for tests only.
+    #[arg(long)]
+    allow_test_keys: bool,
+}
+
 /// Refuses an engine that verifies with a key marked as a test key, unless `--allow-test-keys`.
-pub(crate) fn refuse_test_keys(args: &EngineArgs, engine: &PolicyEngine) -> Result<(), String> {
+pub(crate) fn refuse_test_keys(args: &TestKeyArgs, engine: &PolicyEngine) -> Result<(), String> {
     if args.allow_test_keys {
         return Ok(());
     }
