@@ -321,7 +321,7 @@ pub(crate) fn read_pem(text: &str) -> Result<Pem, String> {
         }
         if line.starts_with("-----BEGIN ") {
             return Err(format!(
-                "`{line}` is not a PKCS#8 private key; expected `{begin}`"
+                "`{line}`: only an unencrypted PKCS#8 private key (`{begin}`) is read"
             ));
         }
         if let Some(value) = line.strip_prefix("kid:") {

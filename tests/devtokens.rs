@@ -490,6 +490,12 @@ fn mint_refuses_bad_input_with_exit_2_and_one_line() {
     let missing = dir.path().join("missing.pem");
     let not_pem = dir.path().join("not.pem");
     std::fs::write(&not_pem, "hello\n").unwrap();
+    let sec1 = dir.path().join("sec1.pem");
+    std::fs::write(
+        &sec1,
+        "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+    )
+    .unwrap();
     let jwks = dir.path().join("k1.jwks.json");
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
@@ -508,6 +514,13 @@ fn mint_refuses_bad_input_with_exit_2_and_one_line() {
             format!(
                 "key `{}`: no `-----BEGIN PRIVATE KEY-----` line",
                 jwks.display()
+            ),
+        ),
+        (
+            vec!["--key", s(&sec1), "--claims", "{}"],
+            format!(
+                "key `{}`: `-----BEGIN EC PRIVATE KEY-----`: only an unencrypted PKCS#8 private key (`-----BEGIN PRIVATE KEY-----`) is read",
+                sec1.display()
             ),
         ),
         (
