@@ -8,6 +8,8 @@ mod algorithm;
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
+#[cfg(any(feature = "testing", feature = "cli"))]
+mod devkey;
 mod engine;
 #[cfg(feature = "http")]
 pub mod http;
@@ -16,6 +18,8 @@ pub mod jwks;
 pub mod policy;
 #[cfg(feature = "reload")]
 pub mod reload;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod text;
 mod token;
 

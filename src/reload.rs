@@ -614,6 +614,8 @@ fn fingerprint(policy: &Policy) -> Fingerprint {
         .filter_map(|secret| match &secret.source {
             SecretSource::File(path) => Some(path.clone()),
             SecretSource::Env(_) => None,
+            #[cfg(feature = "testing")]
+            SecretSource::Bytes(_) => None,
         })
         .map(|path| {
             let digest = std::fs::read(&path).ok().map(|bytes| {

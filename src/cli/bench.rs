@@ -339,6 +339,8 @@ impl FloorKeys {
                     }
                     bytes
                 }),
+                #[cfg(feature = "testing")]
+                SecretSource::Bytes(bytes) => Some(bytes.to_vec()),
             };
             if let Some(bytes) = bytes {
                 keys.add(secret.kid.clone(), DecodingKey::from_secret(&bytes));

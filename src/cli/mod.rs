@@ -4,6 +4,8 @@ mod bench;
 mod check;
 mod diff;
 mod schema;
+mod keygen;
+mod mint;
 mod serve;
 mod verify;
 
@@ -54,6 +56,11 @@ enum Command {
     Bench(bench::Args),
     /// Print the JSON Schema of the policy language, for editors (exit 0).
     Schema,
+    /// Write a test private key (PKCS#8 PEM, mode 0600) and its public JWKS, marked as a test
+    /// key (exit 0 written, 2 error).
+    Keygen(keygen::Args),
+    /// Print a token signed with a test private key (exit 0 printed, 2 error).
+    Mint(mint::Args),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -72,6 +79,8 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => finish(serve::run(&args)),
         Command::Bench(args) => finish(bench::run(&args)),
         Command::Schema => finish(schema::run()),
+        Command::Keygen(args) => finish(keygen::run(&args)),
+        Command::Mint(args) => finish(mint::run(&args)),
     };
     ExitCode::from(code)
 }
@@ -105,6 +114,33 @@ impl EngineArgs {
                 })
             })
             .transpose()
+    }
+}
+
+/// `--allow-test-keys`, which `verify` and `serve` take (`bench` measures with any key).
+#[derive(Debug, clap::Args)]
+pub(crate) struct TestKeyArgs {
+    /// Verify with keys marked as test keys (`"x-jwt-policy-test": true`, from `jwt-policy
+    /// keygen`) instead of refusing to start: for tests only.
+    #[arg(long)]
+    allow_test_keys: bool,
+}
+
+/// Refuses an engine that verifies with a key marked as a test key, unless `--allow-test-keys`.
+pub(crate) fn refuse_test_keys(args: &TestKeyArgs, engine: &PolicyEngine) -> Result<(), String> {
+    if args.allow_test_keys {
+        return Ok(());
+    }
+    match engine.test_keys().first() {
+        None => Ok(()),
+        Some((iss, kid)) => {
+            let kid = kid
+                .as_deref()
+                .map_or_else(|| "without `kid`".to_owned(), |kid| format!("`{kid}`"));
+            Err(format!(
+                "issuer `{iss}` trusts test key {kid} (made by `jwt-policy keygen`); refusing to start\n  help: pass `--allow-test-keys` to use it anyway (tests only), or give the issuer its own keys"
+            ))
+        }
     }
 }
 

@@ -29,7 +29,9 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::cli::{EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error};
+use crate::cli::{
+    EXIT_ERROR, EXIT_OK, EngineArgs, Engines, TestKeyArgs, build_error, refuse_test_keys,
+};
 use crate::engine::{Decision, ForwardError, PolicyEngine, SharedEngine, Verdict};
 use crate::http::{
     BadRequest, DenyBody, Situation, bearer_token, is_scope_token, metadata_path,
@@ -63,6 +65,8 @@ pub(crate) struct Args {
     listen: String,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    test_keys: TestKeyArgs,
     /// Log lines as text, or as one JSON object per line (on stdout; `RUST_LOG` filters).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -152,6 +156,8 @@ async fn serve(args: &Args, now: Option<UnixTime>) -> Result<u8, String> {
         Err(e) => return Err(e.to_string()),
     };
     let engine = reloading.current();
+    // At start only: a reload that brings a test key in is not refused (docs/policy.md, "Test keys").
+    refuse_test_keys(&args.test_keys, &engine)?;
     let warnings = engine.policy().warnings();
     if !warnings.is_empty() {
         let source = engine.policy().source();

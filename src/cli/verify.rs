@@ -4,8 +4,8 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use crate::cli::{
-    EXIT_DENY, EXIT_ERROR, EXIT_OK, EngineArgs, Engines, build_error, current_thread_runtime,
-    read_policy,
+    EXIT_DENY, EXIT_ERROR, EXIT_OK, EngineArgs, Engines, TestKeyArgs, build_error,
+    current_thread_runtime, read_policy, refuse_test_keys,
 };
 use crate::engine::{Decision, PolicyEngine};
 use crate::json::UnixTime;
@@ -28,6 +28,8 @@ pub(crate) struct Args {
     policy: PathBuf,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    test_keys: TestKeyArgs,
     /// Output format.
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
@@ -55,6 +57,7 @@ pub(crate) fn run(args: &Args) -> Result<u8, String> {
     let engine = runtime
         .block_on(engines.builder(policy).build_async())
         .map_err(|e| build_error(&e))?;
+    refuse_test_keys(&args.test_keys, &engine)?;
 
     if let Some(path) = &args.tokens_file {
         return batch(&runtime, &engine, path, now, args.format);

@@ -477,6 +477,8 @@ fn read_secret(source: &SecretSource, min_len: usize) -> Result<Vec<u8>, KeyErro
     let from = match source {
         SecretSource::Env(name) => format!("environment variable `{name}`"),
         SecretSource::File(path) => format!("file `{}`", path.display()),
+        #[cfg(feature = "testing")]
+        SecretSource::Bytes(_) => "the test issuer".into(),
     };
     let bytes = match source {
         SecretSource::Env(name) => std::env::var_os(name)
@@ -494,6 +496,8 @@ fn read_secret(source: &SecretSource, min_len: usize) -> Result<Vec<u8>, KeyErro
             }
             bytes
         }
+        #[cfg(feature = "testing")]
+        SecretSource::Bytes(bytes) => bytes.to_vec(),
     };
     if bytes.len() < min_len {
         return Err(KeyError::Secret(format!(
@@ -566,6 +570,27 @@ impl PolicyEngine {
                 (i.iss.as_str(), available)
             })
             .collect()
+    }
+
+    /// The keys marked as test keys (`"x-jwt-policy-test": true`, from `jwt-policy keygen`)
+    /// among those each issuer verifies with now, as (`iss`, `kid`): what `verify` and `serve`
+    /// refuse to start with. A source that fetches keys is asked only once a fetch succeeded
+    /// (asking one that has none would start a fetch).
+    #[cfg(feature = "cli")]
+    pub(crate) fn test_keys(&self) -> Vec<(String, Option<String>)> {
+        let mut found = Vec::new();
+        for issuer in &self.inner.issuers {
+            let Some(source) = &issuer.keys else { continue };
+            if source.stats().is_some_and(|s| s.fetches <= s.failures) {
+                continue;
+            }
+            if let Ok(set) = source.keys() {
+                for key in set.keys().iter().filter(|k| k.is_test_key()) {
+                    found.push((issuer.iss.clone(), key.kid().map(str::to_owned)));
+                }
+            }
+        }
+        found
     }
 
     /// Whether `other` is this very engine (a clone of it), not merely one built alike.

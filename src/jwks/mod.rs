@@ -28,6 +28,9 @@ pub use remote::RemoteKeys;
 pub(crate) use source::JwksSource;
 pub use source::{KeyStats, RemoteSettings, RemoteSource, Startup, is_loopback};
 
+/// The JWK member that marks a key made for tests (`jwt-policy keygen`).
+pub(crate) const TEST_KEY_MEMBER: &str = "x-jwt-policy-test";
+
 /// JWK sets nest a few levels at most.
 const MAX_JWKS_DEPTH: usize = 16;
 /// RSA moduli shorter than this are refused (NIST SP 800-131A; aws-lc refuses them at verify time).
@@ -127,6 +130,9 @@ pub struct Key {
     /// or Ed25519 key for its curve's algorithm, a secret for each HMAC algorithm it is long
     /// enough for. Any other algorithm verifies nothing with this key.
     verifiers: Vec<(Algorithm, Verifier)>,
+    /// The JWK carries `"x-jwt-policy-test": true`: made by `jwt-policy keygen` (or the `testing`
+    /// feature), for tests only.
+    test_key: bool,
 }
 
 /// A key prepared for one algorithm: parsed once, so a verification does only the signature math.
@@ -175,6 +181,13 @@ impl Key {
         })
     }
 
+    /// Whether the JWK is marked as a test key (`"x-jwt-policy-test": true`, written by
+    /// `jwt-policy keygen`): `check` warns about it, `verify` and `serve` refuse it unless told
+    /// `--allow-test-keys`.
+    pub(crate) fn is_test_key(&self) -> bool {
+        self.test_key
+    }
+
     /// An HMAC key from a secret the policy names, prepared for each HMAC algorithm the secret
     /// is long enough for (RFC 7518 §3.2).
     pub(crate) fn hmac(kid: Option<String>, secret: &[u8]) -> Key {
@@ -199,6 +212,7 @@ impl Key {
             alg: None,
             secret_len: secret.len(),
             verifiers,
+            test_key: false,
         }
     }
 
@@ -671,6 +685,9 @@ fn parse_jwk(jwk: &Object, kid: Option<String>) -> Result<Parsed, String> {
         alg,
         secret_len: 0,
         verifiers,
+        // Only `true` marks a test key; the member is ours, so another value is a mistake, not a
+        // reason to refuse the key.
+        test_key: matches!(jwk.get(TEST_KEY_MEMBER), Some(Json::Bool(true))),
     }))
 }
 

@@ -71,11 +71,13 @@ pub enum DiagnosticKind {
     OriginPrefix,
     /// Lint: a `suffix` that is a bare domain (no `.` or `@` before it), so other domains match.
     DomainSuffix,
+    /// Lint: a key marked as a test key (`"x-jwt-policy-test": true`, from `jwt-policy keygen`).
+    TrustsTestKey,
 }
 
 impl DiagnosticKind {
     /// Every kind, errors first, then lints.
-    pub const ALL: [DiagnosticKind; 27] = [
+    pub const ALL: [DiagnosticKind; 28] = [
         Self::Syntax,
         Self::Io,
         Self::UnknownKey,
@@ -103,6 +105,7 @@ impl DiagnosticKind {
         Self::RedundantAudience,
         Self::OriginPrefix,
         Self::DomainSuffix,
+        Self::TrustsTestKey,
     ];
 
     /// Whether this kind is a lint (reported as a warning) rather than an error.
@@ -123,6 +126,7 @@ impl DiagnosticKind {
                 | Self::RedundantAudience
                 | Self::OriginPrefix
                 | Self::DomainSuffix
+                | Self::TrustsTestKey
         )
     }
 
@@ -156,6 +160,7 @@ impl DiagnosticKind {
             Self::RedundantAudience => "redundant-audience",
             Self::OriginPrefix => "origin-prefix",
             Self::DomainSuffix => "domain-suffix",
+            Self::TrustsTestKey => "trusts-test-key",
         }
     }
 }

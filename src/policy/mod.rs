@@ -19,4 +19,6 @@ mod syntax;
 pub use diagnostic::{Diagnostic, DiagnosticKind, PolicyError, Severity, SourceFile};
 pub(crate) use model::*;
 pub use model::{CacheSettings, Issuer, Policy};
+#[cfg(feature = "cli")]
+pub(crate) use reader::parse_duration;
 pub use routes::{PathError, Requirement, request_path};

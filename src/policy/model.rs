@@ -302,6 +302,10 @@ pub(crate) enum SecretSource {
     Env(String),
     /// A file (one trailing newline is removed).
     File(PathBuf),
+    /// The secret itself, put in place of the policy's by `jwt_policy::testing` (a policy file
+    /// never gives one).
+    #[cfg(feature = "testing")]
+    Bytes(std::sync::Arc<[u8]>),
 }
 
 /// An HMAC secret the policy names explicitly.

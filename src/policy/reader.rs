@@ -765,8 +765,8 @@ impl Reader {
     }
 }
 
-/// `30`, `30s`, `5m`, `1h30m`, `2d` → seconds.
-fn parse_duration(text: &str) -> Option<u64> {
+/// `30s`, `5m`, `1h30m`, `2d` → seconds (a unit is required).
+pub(crate) fn parse_duration(text: &str) -> Option<u64> {
     let mut total: u64 = 0;
     let mut digits = String::new();
     let mut any_unit = false;
