@@ -7,6 +7,7 @@ mod schema;
 mod keygen;
 mod mint;
 mod serve;
+mod test;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -56,6 +57,9 @@ enum Command {
     Bench(bench::Args),
     /// Print the JSON Schema of the policy language, for editors (exit 0).
     Schema,
+    /// Run each policy's cases (`POLICY.tests.toml`) with test keys standing in for the
+    /// issuers' keys, and say what no case covers (exit 0 all pass, 1 a case fails, 2 error).
+    Test(test::Args),
     /// Write a test private key (PKCS#8 PEM, mode 0600) and its public JWKS, marked as a test
     /// key (exit 0 written, 2 error).
     Keygen(keygen::Args),
@@ -79,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => finish(serve::run(&args)),
         Command::Bench(args) => finish(bench::run(&args)),
         Command::Schema => finish(schema::run()),
+        Command::Test(args) => test::run(&args),
         Command::Keygen(args) => finish(keygen::run(&args)),
         Command::Mint(args) => finish(mint::run(&args)),
     };

@@ -571,6 +571,19 @@ impl Policy {
             .unwrap_or_default())
     }
 
+    /// The name of the route a request with `method` on `path` (checked by
+    /// [`request_path`](crate::policy::request_path)) falls under, if any.
+    #[cfg(feature = "cli")]
+    pub(crate) fn route_for(&self, method: &str, path: &str) -> Option<String> {
+        routes::matching(&self.routes, method, path).map(routes::route_name)
+    }
+
+    /// The names of the routes, in policy order.
+    #[cfg(feature = "cli")]
+    pub(crate) fn route_names(&self) -> Vec<String> {
+        self.routes.iter().map(routes::route_name).collect()
+    }
+
     /// A short fingerprint (16 hex digits) of the policy text and the key set files it names:
     /// the same files give the same revision on every replica, any change gives another.
     /// Decisions carry it, so a log line says which policy decided. HMAC secrets are not part
