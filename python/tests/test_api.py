@@ -237,7 +237,7 @@ def test_a_jwks_file_replaces_the_issuers_keys():
 
 
 def test_every_shipped_policy_reads_without_warnings():
-    shipped = sorted(POLICIES.glob("*.toml"))
+    shipped = sorted(p for p in POLICIES.glob("*.toml") if not p.name.endswith(".tests.toml"))
     assert len(shipped) >= 6
     for path in shipped:
         policy = Policy.from_file(path)
