@@ -3,11 +3,14 @@
 mod bench;
 mod check;
 mod diff;
-mod schema;
+mod init;
 mod keygen;
 mod mint;
+mod schema;
 mod serve;
 mod test;
+
+pub(crate) use test::tests_file;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +63,9 @@ enum Command {
     /// Run each policy's cases (`POLICY.tests.toml`) with test keys standing in for the
     /// issuers' keys, and say what no case covers (exit 0 all pass, 1 a case fails, 2 error).
     Test(test::Args),
+    /// Write a starting policy for a kind of authorization server, with its cases (exit 0
+    /// written, 2 error).
+    Init(init::Args),
     /// Write a test private key (PKCS#8 PEM, mode 0600) and its public JWKS, marked as a test
     /// key (exit 0 written, 2 error).
     Keygen(keygen::Args),
@@ -84,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => finish(bench::run(&args)),
         Command::Schema => finish(schema::run()),
         Command::Test(args) => test::run(&args),
+        Command::Init(args) => finish(init::run(&args)),
         Command::Keygen(args) => finish(keygen::run(&args)),
         Command::Mint(args) => finish(mint::run(&args)),
     };

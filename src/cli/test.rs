@@ -143,8 +143,13 @@ pub(crate) fn tests_file(policy: &Path) -> PathBuf {
 
 /// The policies in `dir` that have a tests file, sorted.
 fn policies_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read `{}`: {}", dir.display(), crate::text::io_message(&e)))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        format!(
+            "cannot read `{}`: {}",
+            dir.display(),
+            crate::text::io_message(&e)
+        )
+    })?;
     let mut found: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -173,8 +178,14 @@ fn run_policy(path: &Path) -> Result<bool, String> {
     if tests.cases.is_empty() {
         return Err(format!("error: `{}` has no `[[cases]]`", file.display()));
     }
-    let keys = TestIssuers::new(&policy).map_err(|e| format!("error: `{}`: {e}", path.display()))?;
-    println!("{}: {} case{}", path.display(), tests.cases.len(), plural(tests.cases.len()));
+    let keys =
+        TestIssuers::new(&policy).map_err(|e| format!("error: `{}`: {e}", path.display()))?;
+    println!(
+        "{}: {} case{}",
+        path.display(),
+        tests.cases.len(),
+        plural(tests.cases.len())
+    );
     let mut coverage = Coverage::default();
     let mut failed = 0;
     for case in &tests.cases {
@@ -199,19 +210,14 @@ fn run_policy(path: &Path) -> Result<bool, String> {
         println!("  {line}");
     }
     let passed = tests.cases.len() - failed;
-    println!(
-        "{}: {passed} passed, {failed} failed",
-        path.display()
-    );
+    println!("{}: {passed} passed, {failed} failed", path.display());
     Ok(failed == 0)
 }
 
 /// A TOML error with the file, line and column it is at.
 fn located(file: &Path, text: &str, e: &toml::de::Error) -> String {
     let source = crate::policy::SourceFile::new(file.display().to_string(), text);
-    let (line, column) = e
-        .span()
-        .map_or((1, 1), |span| source.line_col(span.start));
+    let (line, column) = e.span().map_or((1, 1), |span| source.line_col(span.start));
     format!(
         "error: {}:{line}:{column}: {}",
         file.display(),
@@ -221,7 +227,12 @@ fn located(file: &Path, text: &str, e: &toml::de::Error) -> String {
 
 /// The case's token, minted with the test key of the issuer its `iss` names (the policy's first
 /// issuer's when it names none the policy trusts), and decided.
-fn decide(policy: &Policy, base: &Base, case: &Case, keys: &TestIssuers) -> Result<Decision, String> {
+fn decide(
+    policy: &Policy,
+    base: &Base,
+    case: &Case,
+    keys: &TestIssuers,
+) -> Result<Decision, String> {
     let now = case.now.or(base.now).unwrap_or(1_767_225_600);
     let token = match &case.token {
         Some(token) => token.clone(),
@@ -244,7 +255,13 @@ fn decide(policy: &Policy, base: &Base, case: &Case, keys: &TestIssuers) -> Resu
 }
 
 /// The base token with the case's changes, signed.
-fn mint(policy: &Policy, base: &Base, case: &Case, keys: &TestIssuers, now: i64) -> Result<String, String> {
+fn mint(
+    policy: &Policy,
+    base: &Base,
+    case: &Case,
+    keys: &TestIssuers,
+    now: i64,
+) -> Result<String, String> {
     let mut header = base.header.clone();
     header.extend(case.header.clone());
     let mut claims = base.claims.clone();
@@ -273,13 +290,18 @@ fn mint(policy: &Policy, base: &Base, case: &Case, keys: &TestIssuers, now: i64)
         for name in case.remove.iter().chain(&case.remove_header) {
             token = token.without(name);
         }
-        token.sign(UnixTime::from_secs(now)).map_err(|e| e.to_string())
+        token
+            .sign(UnixTime::from_secs(now))
+            .map_err(|e| e.to_string())
     };
     let mut token = sign(&claims)?;
     if let Some(size) = case.pad_to_bytes {
         let missing = size.saturating_sub(token.len());
         // Each byte of the claim is 4/3 bytes of base64url.
-        claims.insert("padding".into(), Value::from("x".repeat(missing * 3 / 4 + 4)));
+        claims.insert(
+            "padding".into(),
+            Value::from("x".repeat(missing * 3 / 4 + 4)),
+        );
         token = sign(&claims)?;
     }
     if case.tamper_signature {
@@ -305,7 +327,9 @@ fn relative_time(value: Value, now: i64) -> Result<Value, String> {
         return Ok(value);
     };
     let Some(text) = offset.as_str().filter(|_| object.len() == 1) else {
-        return Err("`from_now` is a duration such as \"10m\" or \"-1h\", alone in its table".into());
+        return Err(
+            "`from_now` is a duration such as \"10m\" or \"-1h\", alone in its table".into(),
+        );
     };
     let (sign, digits) = match text.strip_prefix('-') {
         Some(rest) => (-1, rest),
@@ -334,13 +358,29 @@ fn compare(expect: &Expect, d: &Decision) -> Vec<String> {
         }
     };
     want("verdict", expect.verdict.as_deref(), Some(verdict));
-    want("reason", expect.reason.as_deref(), Some(reason.unwrap_or("none")));
+    want(
+        "reason",
+        expect.reason.as_deref(),
+        Some(reason.unwrap_or("none")),
+    );
     let p = d.principal();
     want("issuer", expect.issuer.as_deref(), p.issuer.as_deref());
     want("subject", expect.subject.as_deref(), p.subject.as_deref());
-    want("client_id", expect.client_id.as_deref(), p.client_id.as_deref());
-    want("audience", expect.audience.as_deref(), p.audience.as_deref());
-    want("resource", expect.resource.as_deref(), p.resource.as_deref());
+    want(
+        "client_id",
+        expect.client_id.as_deref(),
+        p.client_id.as_deref(),
+    );
+    want(
+        "audience",
+        expect.audience.as_deref(),
+        p.audience.as_deref(),
+    );
+    want(
+        "resource",
+        expect.resource.as_deref(),
+        p.resource.as_deref(),
+    );
     want(
         "resource_client_id",
         expect.resource_client_id.as_deref(),
@@ -366,8 +406,8 @@ fn compare(expect: &Expect, d: &Decision) -> Vec<String> {
 /// What the cases exercised.
 #[derive(Default)]
 struct Coverage {
-    /// Every check name seen, and those some case made fail.
-    checks: BTreeSet<String>,
+    /// Every check name seen, in check order, and those some case made fail.
+    checks: Vec<String>,
     failed: BTreeSet<String>,
     /// Audience alternatives (by value and guard) some allowed case matched, and guarded ones
     /// some denied case presented without meeting the guard.
@@ -380,7 +420,9 @@ struct Coverage {
 impl Coverage {
     fn add(&mut self, policy: &Policy, case: &Case, base: &Base, d: &Decision) {
         for check in d.checks() {
-            self.checks.insert(check.rule().to_owned());
+            if !self.checks.iter().any(|c| c == check.rule()) {
+                self.checks.push(check.rule().to_owned());
+            }
             if matches!(check.outcome(), Outcome::Failed { .. }) {
                 self.failed.insert(check.rule().to_owned());
             }
@@ -420,10 +462,17 @@ impl Coverage {
     /// The lines saying what no case covers (none when everything is).
     fn report(&self, policy: &Policy) -> Vec<String> {
         let mut lines = Vec::new();
+        // With no scope required by the policy or any route, the scopes check only reports.
+        let scopes_can_fail = !policy.required_scopes().is_empty()
+            || policy
+                .routes
+                .iter()
+                .any(|r| !r.requirement.scopes().is_empty());
         let never_failed: Vec<&str> = self
             .checks
             .iter()
             .filter(|c| !self.failed.contains(*c))
+            .filter(|c| scopes_can_fail || c.as_str() != "scopes")
             .map(String::as_str)
             .collect();
         if !never_failed.is_empty() {
@@ -448,7 +497,9 @@ impl Coverage {
         }
         for route in policy.route_names() {
             if !self.routes.contains(&route) {
-                lines.push(format!("coverage: no case's request falls under route {route}"));
+                lines.push(format!(
+                    "coverage: no case's request falls under route {route}"
+                ));
             }
         }
         lines
