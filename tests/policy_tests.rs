@@ -176,6 +176,16 @@ fn a_tests_file_with_a_mistake_is_an_error_with_its_location() {
         )),
         "{err}"
     );
+    // A verdict that is neither `allow` nor `deny`.
+    let cases = format!("{BASE}\n[[cases]]\nname = \"x\"\nexpect = {{ verdict = \"alow\" }}\n");
+    std::fs::write(&tests_file, cases).unwrap();
+    let out = run(&["test", &policy]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(":9:") && stderr(&out).contains("unknown variant `alow`"),
+        "{}",
+        stderr(&out)
+    );
     // A policy without its tests file, named on the command line: an error too.
     std::fs::remove_file(&tests_file).unwrap();
     let out = run(&["test", &policy]);

@@ -93,7 +93,7 @@ struct Request {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Expect {
-    verdict: Option<String>,
+    verdict: Option<ExpectedVerdict>,
     reason: Option<String>,
     status: Option<u16>,
     issuer: Option<String>,
@@ -103,6 +103,14 @@ struct Expect {
     resource: Option<String>,
     resource_client_id: Option<String>,
     scopes: Option<Vec<String>>,
+}
+
+/// `allow` or `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ExpectedVerdict {
+    Allow,
+    Deny,
 }
 
 /// Runs every policy's tests; exit 0 when all pass, 1 when one fails, 2 on an error.
@@ -345,47 +353,37 @@ fn relative_time(value: Value, now: i64) -> Result<Value, String> {
 fn compare(expect: &Expect, d: &Decision) -> Vec<String> {
     let mut problems = Vec::new();
     let verdict = if d.is_allowed() { "allow" } else { "deny" };
+    let expected_verdict = expect.verdict.map(|v| match v {
+        ExpectedVerdict::Allow => "allow".to_owned(),
+        ExpectedVerdict::Deny => "deny".to_owned(),
+    });
     let reason = d.reason().map(|r| r.as_str());
     let status = d.reason().map_or(200, |r| r.http_status());
-    let mut want = |what: &str, expected: Option<&str>, observed: Option<&str>| {
+    let p = d.principal();
+    let fields = [
+        ("verdict", &expected_verdict, Some(verdict)),
+        ("reason", &expect.reason, Some(reason.unwrap_or("none"))),
+        ("issuer", &expect.issuer, p.issuer.as_deref()),
+        ("subject", &expect.subject, p.subject.as_deref()),
+        ("client_id", &expect.client_id, p.client_id.as_deref()),
+        ("audience", &expect.audience, p.audience.as_deref()),
+        ("resource", &expect.resource, p.resource.as_deref()),
+        (
+            "resource_client_id",
+            &expect.resource_client_id,
+            p.resource_client_id.as_deref(),
+        ),
+    ];
+    for (what, expected, observed) in fields {
         if let Some(expected) = expected
-            && Some(expected) != observed
+            && Some(expected.as_str()) != observed
         {
             problems.push(format!(
                 "{what}: expected `{expected}`, observed {}",
                 observed.map_or("none".to_owned(), |o| format!("`{o}`"))
             ));
         }
-    };
-    want("verdict", expect.verdict.as_deref(), Some(verdict));
-    want(
-        "reason",
-        expect.reason.as_deref(),
-        Some(reason.unwrap_or("none")),
-    );
-    let p = d.principal();
-    want("issuer", expect.issuer.as_deref(), p.issuer.as_deref());
-    want("subject", expect.subject.as_deref(), p.subject.as_deref());
-    want(
-        "client_id",
-        expect.client_id.as_deref(),
-        p.client_id.as_deref(),
-    );
-    want(
-        "audience",
-        expect.audience.as_deref(),
-        p.audience.as_deref(),
-    );
-    want(
-        "resource",
-        expect.resource.as_deref(),
-        p.resource.as_deref(),
-    );
-    want(
-        "resource_client_id",
-        expect.resource_client_id.as_deref(),
-        p.resource_client_id.as_deref(),
-    );
+    }
     if let Some(expected) = expect.status
         && expected != status
     {
