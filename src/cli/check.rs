@@ -29,12 +29,12 @@ enum Format {
 pub(crate) fn run(args: &Args) -> u8 {
     let mut code = EXIT_OK;
     let summary = |line: String| match args.format {
-        Format::Text => println!("{line}"),
+        Format::Text => crate::cli::say(format_args!("{line}")),
         Format::Json => eprintln!("{line}"),
     };
     let report = |source: &SourceFile, diagnostic: &Diagnostic| match args.format {
         Format::Text => eprintln!("{}", source.render(diagnostic)),
-        Format::Json => println!("{}", json_line(source, diagnostic)),
+        Format::Json => crate::cli::say(format_args!("{}", json_line(source, diagnostic))),
     };
     for path in &args.policies {
         match Policy::from_file(path) {

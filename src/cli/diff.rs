@@ -30,7 +30,7 @@ pub(crate) fn run(args: &Args) -> u8 {
         return EXIT_ERROR;
     };
     let changes = diff(&old, &new);
-    print!("{}", render(&old, &new, &changes));
+    crate::cli::say(render(&old, &new, &changes).trim_end());
     if changes.iter().any(|c| c.effect != Effect::Tightens) {
         EXIT_DENY
     } else {

@@ -96,13 +96,13 @@ pub(crate) fn run(args: &Args) -> Result<u8, String> {
     }
     write_new(&args.out, &policy)?;
     write_new(&tests, cases)?;
-    println!(
+    crate::cli::say(format_args!(
         "wrote {} and {}: set its [vars] (and the same values in the cases' [base]), then run\n  jwt-policy check {}\n  jwt-policy test {}",
         args.out.display(),
         tests.display(),
         args.out.display(),
         args.out.display()
-    );
+    ));
     Ok(crate::cli::EXIT_OK)
 }
 

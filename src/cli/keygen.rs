@@ -83,11 +83,14 @@ pub(crate) fn run(args: &Args) -> Result<u8, String> {
         let _ = std::fs::remove_file(&key_path);
         return Err(e);
     }
-    println!("wrote {} (private key, mode 0600)", key_path.display());
-    println!(
+    crate::cli::say(format_args!(
+        "wrote {} (private key, mode 0600)",
+        key_path.display()
+    ));
+    crate::cli::say(format_args!(
         "wrote {} (public JWKS, marked `\"x-jwt-policy-test\": true`)",
         jwks_path.display()
-    );
+    ));
     Ok(EXIT_OK)
 }
 

@@ -1,6 +1,8 @@
 //! `jwt-policy mint --key KEY.pem --claims JSON|@FILE [--header JSON] [--exp 10m] [--now T]`:
 //! one signed token, for tests.
 
+use std::io::Write as _;
+
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
@@ -111,7 +113,9 @@ pub(crate) fn run(args: &Args) -> Result<u8, String> {
     claims.extend(given_claims);
 
     let token = key.sign(&header, &claims)?;
-    println!("{token}");
+    // The token is what the command makes: not being able to write it is an error.
+    writeln!(std::io::stdout().lock(), "{token}")
+        .map_err(|e| format!("cannot write the token: {}", crate::text::io_message(&e)))?;
     Ok(EXIT_OK)
 }
 

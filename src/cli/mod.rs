@@ -97,6 +97,14 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Writes one line of a report to stdout. A reader that went away (`jwt-policy test | head`)
+/// drops the rest of the report quietly instead of a panic; the exit code still says how the
+/// command went.
+pub(crate) fn say(line: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 /// The flags `verify`, `serve` and `bench` share: where keys come from, run-time values, the clock.
 #[derive(Debug, clap::Args)]
 pub(crate) struct EngineArgs {

@@ -136,7 +136,7 @@ pub(crate) fn run(args: &Args) -> u8 {
             Ok(false) => code = code.max(EXIT_DENY),
             Err(e) => {
                 eprintln!("{e}");
-                println!("{}: error", policy.display());
+                crate::cli::say(format_args!("{}: error", policy.display()));
                 code = EXIT_ERROR;
             }
         }
@@ -188,12 +188,12 @@ fn run_policy(path: &Path) -> Result<bool, String> {
     }
     let keys =
         TestIssuers::new(&policy).map_err(|e| format!("error: `{}`: {e}", path.display()))?;
-    println!(
+    crate::cli::say(format_args!(
         "{}: {} case{}",
         path.display(),
         tests.cases.len(),
         plural(tests.cases.len())
-    );
+    ));
     let mut coverage = Coverage::default();
     let mut failed = 0;
     for case in &tests.cases {
@@ -202,23 +202,26 @@ fn run_policy(path: &Path) -> Result<bool, String> {
         coverage.add(&policy, case, &tests.base, &decision);
         let problems = compare(&case.expect, &decision);
         if problems.is_empty() {
-            println!("  ok    {}", case.name);
+            crate::cli::say(format_args!("  ok    {}", case.name));
         } else {
             failed += 1;
-            println!("  FAIL  {}", case.name);
+            crate::cli::say(format_args!("  FAIL  {}", case.name));
             for problem in &problems {
-                println!("        {problem}");
+                crate::cli::say(format_args!("        {problem}"));
             }
             for line in decision.explain().lines() {
-                println!("        | {line}");
+                crate::cli::say(format_args!("        | {line}"));
             }
         }
     }
     for line in coverage.report(&policy) {
-        println!("  {line}");
+        crate::cli::say(format_args!("  {line}"));
     }
     let passed = tests.cases.len() - failed;
-    println!("{}: {passed} passed, {failed} failed", path.display());
+    crate::cli::say(format_args!(
+        "{}: {passed} passed, {failed} failed",
+        path.display()
+    ));
     Ok(failed == 0)
 }
 
