@@ -169,6 +169,7 @@ fn escape(path: &str) -> String {
 /// The most specific route for a request: the longest matching path prefix, then one that lists
 /// the method over one that lists none. `None` when no route applies.
 /// How a route is named in messages: `/admin`, or `DELETE,POST /admin`.
+#[cfg(feature = "cli")]
 pub(crate) fn route_name(route: &Route) -> String {
     if route.methods.is_empty() {
         format!("`{}`", route.path)
