@@ -186,6 +186,11 @@ fn a_tests_file_with_a_mistake_is_an_error_with_its_location() {
         "{}",
         stderr(&out)
     );
+    // A directory with no policy that has cases: an error, not a silent pass.
+    let empty = tempfile::tempdir().unwrap();
+    let out = run(&["test", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("has cases"), "{}", stderr(&out));
     // A policy without its tests file, named on the command line: an error too.
     std::fs::remove_file(&tests_file).unwrap();
     let out = run(&["test", &policy]);

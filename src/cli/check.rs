@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{EXIT_ERROR, EXIT_OK};
+use crate::cli::{EXIT_ERROR, EXIT_OK, say};
 use crate::policy::{Diagnostic, Policy, Severity, SourceFile};
 
 /// Arguments of `check`.
@@ -29,12 +29,12 @@ enum Format {
 pub(crate) fn run(args: &Args) -> u8 {
     let mut code = EXIT_OK;
     let summary = |line: String| match args.format {
-        Format::Text => crate::cli::say(format_args!("{line}")),
+        Format::Text => say(format_args!("{line}")),
         Format::Json => eprintln!("{line}"),
     };
     let report = |source: &SourceFile, diagnostic: &Diagnostic| match args.format {
         Format::Text => eprintln!("{}", source.render(diagnostic)),
-        Format::Json => crate::cli::say(format_args!("{}", json_line(source, diagnostic))),
+        Format::Json => say(format_args!("{}", json_line(source, diagnostic))),
     };
     for path in &args.policies {
         match Policy::from_file(path) {

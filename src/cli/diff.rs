@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{EXIT_DENY, EXIT_ERROR, EXIT_OK};
+use crate::cli::{EXIT_DENY, EXIT_ERROR, EXIT_OK, say};
 use crate::policy::Policy;
 use crate::policy::diff::{Change, Effect, diff};
 
@@ -30,7 +30,7 @@ pub(crate) fn run(args: &Args) -> u8 {
         return EXIT_ERROR;
     };
     let changes = diff(&old, &new);
-    crate::cli::say(render(&old, &new, &changes).trim_end());
+    say(render(&old, &new, &changes).trim_end());
     if changes.iter().any(|c| c.effect != Effect::Tightens) {
         EXIT_DENY
     } else {

@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::cli::tests_file;
+use crate::cli::{say, tests_file};
 
 /// Arguments of `init`.
 #[derive(Debug, clap::Args)]
@@ -96,7 +96,7 @@ pub(crate) fn run(args: &Args) -> Result<u8, String> {
     }
     write_new(&args.out, &policy)?;
     write_new(&tests, cases)?;
-    crate::cli::say(format_args!(
+    say(format_args!(
         "wrote {} and {}: set its [vars] (and the same values in the cases' [base]), then run\n  jwt-policy check {}\n  jwt-policy test {}",
         args.out.display(),
         tests.display(),

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::algorithm::Algorithm;
-use crate::cli::EXIT_OK;
+use crate::cli::{EXIT_OK, say};
 use crate::devkey::DevKey;
 
 /// The algorithms `keygen` makes keys for.
@@ -83,11 +83,11 @@ pub(crate) fn run(args: &Args) -> Result<u8, String> {
         let _ = std::fs::remove_file(&key_path);
         return Err(e);
     }
-    crate::cli::say(format_args!(
+    say(format_args!(
         "wrote {} (private key, mode 0600)",
         key_path.display()
     ));
-    crate::cli::say(format_args!(
+    say(format_args!(
         "wrote {} (public JWKS, marked `\"x-jwt-policy-test\": true`)",
         jwks_path.display()
     ));

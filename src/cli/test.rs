@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use base64::Engine as _;
 
-use crate::cli::{EXIT_DENY, EXIT_ERROR, EXIT_OK};
+use crate::cli::{EXIT_DENY, EXIT_ERROR, EXIT_OK, say};
 use crate::engine::{Decision, Outcome};
 use crate::json::{BASE64URL, UnixTime};
 use crate::policy::{Audience, Policy, parse_duration};
@@ -120,6 +120,13 @@ pub(crate) fn run(args: &Args) -> u8 {
     for path in &args.paths {
         if path.is_dir() {
             match policies_in(path) {
+                Ok(found) if found.is_empty() => {
+                    eprintln!(
+                        "error: no policy in `{}` has cases (`NAME.tests.toml` beside `NAME.toml`)",
+                        path.display()
+                    );
+                    code = EXIT_ERROR;
+                }
                 Ok(found) => policies.extend(found),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -136,7 +143,7 @@ pub(crate) fn run(args: &Args) -> u8 {
             Ok(false) => code = code.max(EXIT_DENY),
             Err(e) => {
                 eprintln!("{e}");
-                crate::cli::say(format_args!("{}: error", policy.display()));
+                say(format_args!("{}: error", policy.display()));
                 code = EXIT_ERROR;
             }
         }
@@ -188,7 +195,7 @@ fn run_policy(path: &Path) -> Result<bool, String> {
     }
     let keys =
         TestIssuers::new(&policy).map_err(|e| format!("error: `{}`: {e}", path.display()))?;
-    crate::cli::say(format_args!(
+    say(format_args!(
         "{}: {} case{}",
         path.display(),
         tests.cases.len(),
@@ -202,23 +209,23 @@ fn run_policy(path: &Path) -> Result<bool, String> {
         coverage.add(&policy, case, &tests.base, &decision);
         let problems = compare(&case.expect, &decision);
         if problems.is_empty() {
-            crate::cli::say(format_args!("  ok    {}", case.name));
+            say(format_args!("  ok    {}", case.name));
         } else {
             failed += 1;
-            crate::cli::say(format_args!("  FAIL  {}", case.name));
+            say(format_args!("  FAIL  {}", case.name));
             for problem in &problems {
-                crate::cli::say(format_args!("        {problem}"));
+                say(format_args!("        {problem}"));
             }
             for line in decision.explain().lines() {
-                crate::cli::say(format_args!("        | {line}"));
+                say(format_args!("        | {line}"));
             }
         }
     }
     for line in coverage.report(&policy) {
-        crate::cli::say(format_args!("  {line}"));
+        say(format_args!("  {line}"));
     }
     let passed = tests.cases.len() - failed;
-    crate::cli::say(format_args!(
+    say(format_args!(
         "{}: {passed} passed, {failed} failed",
         path.display()
     ));
