@@ -12,30 +12,11 @@ mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use serde_json::{Value, json};
+use support::command::*;
 use support::*;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_jwt-policy"))
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().unwrap()
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
 
 /// A directory holding the reference policy with these keys inline, plus extras for reasons that
 /// need them: `max_age` (for `token_too_old`), a rule (for `rule_failed`) and a permission rule

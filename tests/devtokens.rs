@@ -9,34 +9,18 @@
     clippy::indexing_slicing
 )]
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
+use support::command::*;
 
 const NOW: i64 = 1_767_225_600;
 const ZONE: &str = "https://abc123.keycard.cloud";
 const RESOURCE: &str = "https://mcp.example.com/mcp";
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_jwt-policy"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
-}
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()

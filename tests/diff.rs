@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use jwt_policy::{KeySet, Policy, PolicyEngine, StaticKeys, UnixTime};
 use serde_json::Value;
+use support::command::*;
 use support::*;
 
 /// Routes added to the reference policy.
@@ -46,10 +47,6 @@ fn diff(old: &str, new: &str) -> Output {
         .args(["diff", old, new])
         .output()
         .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// An example of the report: the request, header, claims and time.

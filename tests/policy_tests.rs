@@ -8,23 +8,11 @@
     clippy::indexing_slicing
 )]
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_jwt-policy"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use support::command::*;
 
 /// A copy of the reference policy (and its key set) in `dir`, with `cases` as its tests file.
 fn with_cases(dir: &Path, extra_policy: &str, cases: &str) -> String {

@@ -10,6 +10,9 @@
     clippy::indexing_slicing
 )]
 
+// Integration tests of the command only (not the examples that share this module).
+#[cfg(all(test, feature = "cli"))]
+pub mod command;
 pub mod http;
 
 use std::sync::OnceLock;
