@@ -2,13 +2,14 @@
 #![forbid(unsafe_code)]
 
 // The layers, lowest first; each uses only the layers below it:
-// `algorithm`, `json`, `text` (leaves) < `jwks` < `token` < `policy` < `engine` < `http`,
-// `reload` < `cli`.
+// `algorithm`, `json`, `text` (leaves) < `jwks` < `token`, `devkey` < `policy` < `engine` <
+// `http`, `reload`, `testing` < `cli`.
 mod algorithm;
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
-#[cfg(any(feature = "testing", feature = "cli"))]
+// Test keys: for `testing`, which `cli` turns on.
+#[cfg(feature = "testing")]
 mod devkey;
 mod engine;
 #[cfg(feature = "http")]
