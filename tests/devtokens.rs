@@ -17,10 +17,7 @@ use std::process::Output;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use support::command::*;
-
-const NOW: i64 = 1_767_225_600;
-const ZONE: &str = "https://abc123.keycard.cloud";
-const RESOURCE: &str = "https://mcp.example.com/mcp";
+use support::{NOW, RESOURCE, ZONE};
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
