@@ -61,11 +61,11 @@ fn show_list(values: &[&str]) -> String {
 }
 
 /// Checks `aud`; on success returns the matched accepted value and a detail line.
-pub(crate) fn check(
+pub(crate) fn check<'r>(
     claims: &Object,
-    rule: &AudienceRule,
+    rule: &'r AudienceRule,
     t: Texts,
-) -> Result<(String, String), Failure> {
+) -> Result<(&'r str, String), Failure> {
     let aud = audiences(claims, t)?;
     // Guards read `resource`; a malformed one fails here too (and in the `resource` check).
     let resource = resources(claims, t).unwrap_or_default();
@@ -110,7 +110,7 @@ pub(crate) fn check(
                 None => format!("`aud` contains `{value}`"),
             }
         });
-        return Ok((value.to_owned(), how));
+        return Ok((value, how));
     }
     let observed_resource = match claims.get("resource") {
         None => "absent".to_owned(),
@@ -157,12 +157,12 @@ pub(crate) fn any(claims: &Object, t: Texts) -> Result<String, Failure> {
 }
 
 /// Checks the `resource` claim: when present (or required), it must name `resource_url`.
-pub(crate) fn resource(
+pub(crate) fn resource<'r>(
     claims: &Object,
     presence: Presence,
-    resource_url: &str,
+    resource_url: &'r str,
     t: Texts,
-) -> Option<Result<(Option<String>, String), Failure>> {
+) -> Option<Result<(Option<&'r str>, String), Failure>> {
     if presence == Presence::Ignored {
         return None;
     }
@@ -178,7 +178,7 @@ pub(crate) fn resource(
         }
         None => Ok((None, t.text(|| "`resource` is absent".into()))),
         Some(list) if list.contains(&resource_url) => Ok((
-            Some(resource_url.to_owned()),
+            Some(resource_url),
             t.text(|| format!("`resource` names `{resource_url}`")),
         )),
         Some(list) => Err(Failure::new(t, Reason::ResourceMismatch, || {

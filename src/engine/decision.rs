@@ -293,6 +293,91 @@ pub struct Principal {
     pub expires_at: Option<i64>,
 }
 
+/// A principal as the deciding run gathers it: its strings side by side in one buffer (one
+/// allocation, where a [`Principal`] has one for each string), made into a [`Principal`] the first
+/// time a decision is asked for it. A decision that is only tested for allow or deny never makes
+/// one.
+#[derive(Debug, Default)]
+pub(crate) struct PrincipalDraft {
+    /// Every string below, one after the other.
+    text: String,
+    issuer: Option<Span>,
+    subject: Option<Span>,
+    client_id: Option<Span>,
+    client_id_source: Option<Span>,
+    audience: Option<Span>,
+    resource: Option<Span>,
+    scopes: smallvec::SmallVec<[Span; 4]>,
+    expires_at: Option<i64>,
+}
+
+/// Where a string of a [`PrincipalDraft`] lies in its buffer.
+type Span = (usize, usize);
+
+/// A field of a [`PrincipalDraft`] that holds one string.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Field {
+    Issuer,
+    Subject,
+    ClientId,
+    ClientIdSource,
+    Audience,
+    Resource,
+}
+
+impl PrincipalDraft {
+    fn span(&mut self, value: &str) -> Span {
+        let start = self.text.len();
+        if self.text.capacity() == 0 {
+            // The strings of a token's principal: most fit, so the buffer is allocated once.
+            self.text.reserve(256);
+        }
+        self.text.push_str(value);
+        (start, self.text.len())
+    }
+
+    /// Sets a string field.
+    pub(crate) fn set(&mut self, field: Field, value: &str) {
+        let span = Some(self.span(value));
+        *match field {
+            Field::Issuer => &mut self.issuer,
+            Field::Subject => &mut self.subject,
+            Field::ClientId => &mut self.client_id,
+            Field::ClientIdSource => &mut self.client_id_source,
+            Field::Audience => &mut self.audience,
+            Field::Resource => &mut self.resource,
+        } = span;
+    }
+
+    /// Adds a granted scope.
+    pub(crate) fn scope(&mut self, scope: &str) {
+        let span = self.span(scope);
+        self.scopes.push(span);
+    }
+
+    /// Sets `expires_at`.
+    pub(crate) fn expires_at(&mut self, seconds: i64) {
+        self.expires_at = Some(seconds);
+    }
+
+    /// The principal, with this server's own client id.
+    fn principal(&self, resource_client_id: Option<String>) -> Principal {
+        let text = |span: &Span| self.text.get(span.0..span.1).unwrap_or_default().to_owned();
+        let field = |span: &Option<Span>| span.as_ref().map(text);
+        Principal {
+            issuer: field(&self.issuer),
+            subject: field(&self.subject),
+            client_id: field(&self.client_id),
+            client_id_source: field(&self.client_id_source),
+            resource_client_id,
+            audience: field(&self.audience),
+            resource: field(&self.resource),
+            scopes: self.scopes.iter().map(text).collect(),
+            expires_at: self.expires_at,
+        }
+    }
+}
+
 /// The verified claims of an allowed token: its payload, as JSON text that parsed strictly
 /// (no duplicate members, bounded nesting) and whose signature verified.
 ///
@@ -355,7 +440,9 @@ pub struct Decision(Arc<Data>);
 
 struct Data {
     verdict: Verdict,
-    principal: Principal,
+    /// Who the token speaks for, once made (from `draft`, for a decision made by an evaluation).
+    principal: OnceLock<Principal>,
+    draft: PrincipalDraft,
     /// The reason of each failed check, in check order.
     failed: Vec<Reason>,
     /// The scopes the request needed: the policy's, then the requirement's.
@@ -376,7 +463,7 @@ impl Decision {
     /// A decision made by an evaluation, whose texts and claims `replay` writes when asked.
     pub(crate) fn replayed(
         verdict: Verdict,
-        principal: Principal,
+        draft: PrincipalDraft,
         failed: Vec<Reason>,
         required_scopes: Vec<String>,
         policy_revision: Arc<str>,
@@ -385,7 +472,8 @@ impl Decision {
     ) -> Self {
         Self(Arc::new(Data {
             verdict,
-            principal,
+            principal: OnceLock::new(),
+            draft,
             failed,
             required_scopes,
             policy_revision,
@@ -403,7 +491,8 @@ impl Decision {
         let data = &*self.0;
         Self(Arc::new(Data {
             verdict: data.verdict,
-            principal: data.principal.clone(),
+            principal: OnceLock::from(self.principal().clone()),
+            draft: PrincipalDraft::default(),
             failed: data.failed.clone(),
             required_scopes: data.required_scopes.clone(),
             policy_revision: data.policy_revision.clone(),
@@ -430,7 +519,8 @@ impl Decision {
     ) -> Self {
         Self(Arc::new(Data {
             verdict,
-            principal,
+            principal: OnceLock::from(principal),
+            draft: PrincipalDraft::default(),
             failed: checks.iter().filter_map(Check::reason).collect(),
             required_scopes,
             policy_revision,
@@ -504,7 +594,15 @@ impl Decision {
 
     /// Who the token speaks for.
     pub fn principal(&self) -> &Principal {
-        &self.0.principal
+        let data = &*self.0;
+        data.principal.get_or_init(|| {
+            let resource_client_id = data
+                .replay
+                .as_ref()
+                .and_then(Replay::resource_client_id)
+                .map(str::to_owned);
+            data.draft.principal(resource_client_id)
+        })
     }
 
     /// Every check, in the order they are made.

@@ -8,7 +8,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use super::claims::Truth;
-use super::decision::{Check, Decision, Name, Outcome, Principal, Reason, Verdict};
+use super::decision::{
+    Check, Decision, Field, Name, Outcome, Principal, PrincipalDraft, Reason, Verdict,
+};
 use super::{
     CheckKind, CompiledIssuer, Failure, Inner, Step, Texts, UnixTime, audience, claims, client_id,
     header, scopes, time,
@@ -55,6 +57,11 @@ impl Replay {
             run.checks
         }))
         .unwrap_or_else(|_| internal_checks(inner))
+    }
+
+    /// This server's own client id, for the decision's principal.
+    pub(crate) fn resource_client_id(&self) -> Option<&str> {
+        self.inner.resource_client_id.as_deref()
     }
 
     /// The payload's JSON text (for the verified claims of an allowed token).
@@ -200,7 +207,7 @@ struct Run<'e> {
     failed: Vec<Reason>,
     /// Every check with its texts, when they are written.
     checks: Vec<Check>,
-    principal: Principal,
+    principal: PrincipalDraft,
     refresh: Option<Refresh>,
     /// What the key lookup gave.
     keys: Option<Result<Arc<KeySet>, KeyError>>,
@@ -224,7 +231,7 @@ impl<'e> Run<'e> {
             } else {
                 Vec::new()
             },
-            principal: Principal::default(),
+            principal: PrincipalDraft::default(),
             refresh: None,
             keys: None,
             signature: None,
@@ -248,8 +255,6 @@ impl<'e> Run<'e> {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let mut principal = self.principal;
-        principal.resource_client_id = self.inner.resource_client_id.clone();
         let replay = Replay {
             inner: inner.clone(),
             token: token.into(),
@@ -262,7 +267,7 @@ impl<'e> Run<'e> {
         (
             Decision::replayed(
                 verdict,
-                principal,
+                self.principal,
                 self.failed,
                 required_scopes,
                 self.inner.revision.clone(),
@@ -696,36 +701,40 @@ impl<'e> Run<'e> {
         let policy = &inner.policy;
         let t = self.t;
         let claims = token.claims();
-        self.principal.issuer = claims.get("iss").and_then(Json::as_str).map(str::to_owned);
-        self.principal.subject = claims.get("sub").and_then(Json::as_str).map(str::to_owned);
-        if let Ok(Some(exp)) = time::read(claims, "exp", t) {
-            self.principal.expires_at = Some(exp.seconds_floor());
+        for (field, name) in [(Field::Issuer, "iss"), (Field::Subject, "sub")] {
+            if let Some(value) = claims.get(name).and_then(Json::as_str) {
+                self.principal.set(field, value);
+            }
         }
-        // Only an engine with a decision cache needs the window (reading the time claims again
-        // costs), and only when deciding.
+        let mut dates = time::Dates::read(claims, &policy.time, t);
+        if let Some(exp) = dates.exp() {
+            self.principal.expires_at(exp.seconds_floor());
+        }
+        // Only an engine with a decision cache needs the window, and only when deciding.
         if inner.cache.is_some() && self.replay.is_none() {
-            self.window = Some(time::Window::of(claims, &policy.time));
+            self.window = Some(time::Window::of(&dates, &policy.time));
         }
         if let Some(step) = replicated_claims(token, t) {
             self.record(CheckKind::ReplicatedClaims, step);
         }
-
+        // `max_age` first reads `iat`, which the `iat` check then takes.
+        let max_age = time::max_age(&dates, &policy.time, now, t);
         for (kind, check) in [
-            (CheckKind::Exp, time::exp(claims, &policy.time, now, t)),
-            (CheckKind::Nbf, time::nbf(claims, &policy.time, now, t)),
-            (CheckKind::Iat, time::iat(claims, &policy.time, now, t)),
+            (CheckKind::Exp, time::exp(&mut dates, &policy.time, now, t)),
+            (CheckKind::Nbf, time::nbf(&mut dates, &policy.time, now, t)),
+            (CheckKind::Iat, time::iat(&mut dates, &policy.time, now, t)),
         ] {
             if let Some(result) = check {
                 self.record(kind, result.into());
             }
         }
-        if let Some(step) = time::max_age(claims, &policy.time, now, t) {
+        if let Some(step) = max_age {
             self.record(CheckKind::MaxAge, step);
         }
         match &policy.audience {
             Audience::Accept(rule) => match audience::check(claims, rule, t) {
                 Ok((value, detail)) => {
-                    self.principal.audience = Some(value);
+                    self.principal.set(Field::Audience, value);
                     self.record(CheckKind::Audience, Step::Pass(detail));
                 }
                 Err(f) => self.record(CheckKind::Audience, Step::Fail(f)),
@@ -737,7 +746,9 @@ impl<'e> Run<'e> {
         {
             match result {
                 Ok((resource, detail)) => {
-                    self.principal.resource = resource;
+                    if let Some(resource) = resource {
+                        self.principal.set(Field::Resource, resource);
+                    }
                     self.record(CheckKind::Resource, Step::Pass(detail));
                 }
                 Err(f) => self.record(CheckKind::Resource, Step::Fail(f)),
@@ -791,15 +802,17 @@ impl<'e> Run<'e> {
                     }
                     result => result.into(),
                 };
-                self.principal.scopes = granted.iter().map(|s| (*s).to_owned()).collect();
+                for scope in &granted {
+                    self.principal.scope(scope);
+                }
                 self.record(CheckKind::Scopes, step);
             }
             Err(f) => self.record(CheckKind::Scopes, Step::Fail(f)),
         }
         match client_id::resolve(claims, &policy.client_id, t) {
             Ok(Some(id)) => {
-                self.principal.client_id = Some(id.id.to_owned());
-                self.principal.client_id_source = Some(id.source.to_owned());
+                self.principal.set(Field::ClientId, id.id);
+                self.principal.set(Field::ClientIdSource, id.source);
                 self.pass(CheckKind::ClientId, || {
                     format!("{} from `{}`", crate::text::quote(id.id), id.source)
                 });

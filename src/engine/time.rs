@@ -31,6 +31,49 @@ pub(crate) fn read(claims: &Object, name: &str, t: Texts) -> Result<Option<UnixT
     }
 }
 
+/// A NumericDate claim as [`read`] read it.
+type Date = Result<Option<UnixTime>, Failure>;
+
+/// The token's `exp`, `nbf` and `iat`, each read once for every check (and the principal, and
+/// the cache's window) that compares with it. A date the policy does not check is not read
+/// (`exp` always is: the principal reports it).
+pub(crate) struct Dates {
+    exp: Date,
+    nbf: Date,
+    iat: Date,
+}
+
+impl Dates {
+    /// Reads the dates `rules` check from the verified claims.
+    pub(crate) fn read(claims: &Object, rules: &TimeRules, t: Texts) -> Self {
+        let checked = |name: &str, checked: bool| {
+            if checked {
+                read(claims, name, t)
+            } else {
+                Ok(None)
+            }
+        };
+        Self {
+            exp: read(claims, "exp", t),
+            nbf: checked("nbf", rules.nbf != Presence::Ignored),
+            iat: checked(
+                "iat",
+                rules.iat != Presence::Ignored || rules.max_age.is_some(),
+            ),
+        }
+    }
+
+    /// `exp`, if present and usable.
+    pub(crate) fn exp(&self) -> Option<UnixTime> {
+        usable(&self.exp)
+    }
+}
+
+/// A date's value, if present and usable.
+fn usable(date: &Date) -> Option<UnixTime> {
+    date.as_ref().ok().copied().flatten()
+}
+
 fn missing(name: &str, t: Texts) -> Failure {
     Failure::new(t, Reason::MissingClaim, || {
         (
@@ -81,20 +124,19 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    /// The window of a token with these (verified) claims under `rules`.
-    pub(crate) fn of(claims: &Object, rules: &TimeRules) -> Self {
-        let date = |name: &str| read(claims, name, Texts(false)).ok().flatten();
-        let checked = |name: &str, presence: Presence| match presence {
+    /// The window of a token with these (verified) dates under `rules`.
+    pub(crate) fn of(dates: &Dates, rules: &TimeRules) -> Self {
+        let checked = |date: &Date, presence: Presence| match presence {
             Presence::Ignored => None,
-            _ => date(name),
+            _ => usable(date),
         };
         Self {
-            exp: checked("exp", rules.exp),
-            nbf: checked("nbf", rules.nbf),
-            iat: checked("iat", rules.iat),
+            exp: checked(&dates.exp, rules.exp),
+            nbf: checked(&dates.nbf, rules.nbf),
+            iat: checked(&dates.iat, rules.iat),
             max_age: rules
                 .max_age
-                .and_then(|max_age| Some((date("iat")?, max_age))),
+                .and_then(|max_age| Some((usable(&dates.iat)?, max_age))),
             leeway: rules.leeway,
         }
     }
@@ -114,81 +156,87 @@ impl Window {
 }
 
 /// `exp`: deny when `now >= exp + leeway`.
-pub(crate) fn exp(claims: &Object, rules: &TimeRules, now: UnixTime, t: Texts) -> TimeCheck {
+pub(crate) fn exp(dates: &mut Dates, rules: &TimeRules, now: UnixTime, t: Texts) -> TimeCheck {
     if rules.exp == Presence::Ignored {
         return None;
     }
-    Some(read(claims, "exp", t).and_then(|exp| match exp {
-        None if rules.exp == Presence::Required => Err(missing("exp", t)),
-        None => Ok(t.text(|| "`exp` is absent".into())),
-        // exp + leeway <= now  <=>  exp <= now - leeway
-        Some(exp) if expired(exp, now, rules.leeway) => {
-            Err(Failure::new(t, Reason::Expired, || {
-                (
-                    format!("now < exp + leeway = {exp} + {}", rules.leeway),
-                    format!("now = {now}"),
-                    format!("expired at {exp} (leeway {} s)", rules.leeway),
+    Some(
+        std::mem::replace(&mut dates.exp, Ok(None)).and_then(|exp| match exp {
+            None if rules.exp == Presence::Required => Err(missing("exp", t)),
+            None => Ok(t.text(|| "`exp` is absent".into())),
+            // exp + leeway <= now  <=>  exp <= now - leeway
+            Some(exp) if expired(exp, now, rules.leeway) => {
+                Err(Failure::new(t, Reason::Expired, || {
+                    (
+                        format!("now < exp + leeway = {exp} + {}", rules.leeway),
+                        format!("now = {now}"),
+                        format!("expired at {exp} (leeway {} s)", rules.leeway),
+                    )
+                }))
+            }
+            Some(exp) => Ok(t.text(|| {
+                format!(
+                    "expires at {exp}, after now {now} (leeway {} s)",
+                    rules.leeway
                 )
-            }))
-        }
-        Some(exp) => Ok(t.text(|| {
-            format!(
-                "expires at {exp}, after now {now} (leeway {} s)",
-                rules.leeway
-            )
-        })),
-    }))
+            })),
+        }),
+    )
 }
 
 /// `nbf`: deny when `now + leeway < nbf`.
-pub(crate) fn nbf(claims: &Object, rules: &TimeRules, now: UnixTime, t: Texts) -> TimeCheck {
+pub(crate) fn nbf(dates: &mut Dates, rules: &TimeRules, now: UnixTime, t: Texts) -> TimeCheck {
     if rules.nbf == Presence::Ignored {
         return None;
     }
-    Some(read(claims, "nbf", t).and_then(|nbf| match nbf {
-        None if rules.nbf == Presence::Required => Err(missing("nbf", t)),
-        None => Ok(t.text(|| "`nbf` is absent".into())),
-        Some(nbf) if not_yet_valid(nbf, now, rules.leeway) => {
-            Err(Failure::new(t, Reason::NotYetValid, || {
-                (
-                    format!("now + leeway >= nbf = {nbf}"),
-                    format!("now + leeway = {now} + {}", rules.leeway),
-                    format!("not valid before {nbf} (leeway {} s)", rules.leeway),
-                )
-            }))
-        }
-        Some(nbf) => Ok(t.text(|| format!("valid since {nbf}"))),
-    }))
+    Some(
+        std::mem::replace(&mut dates.nbf, Ok(None)).and_then(|nbf| match nbf {
+            None if rules.nbf == Presence::Required => Err(missing("nbf", t)),
+            None => Ok(t.text(|| "`nbf` is absent".into())),
+            Some(nbf) if not_yet_valid(nbf, now, rules.leeway) => {
+                Err(Failure::new(t, Reason::NotYetValid, || {
+                    (
+                        format!("now + leeway >= nbf = {nbf}"),
+                        format!("now + leeway = {now} + {}", rules.leeway),
+                        format!("not valid before {nbf} (leeway {} s)", rules.leeway),
+                    )
+                }))
+            }
+            Some(nbf) => Ok(t.text(|| format!("valid since {nbf}"))),
+        }),
+    )
 }
 
 /// `iat`: deny when `iat > now + leeway`.
-pub(crate) fn iat(claims: &Object, rules: &TimeRules, now: UnixTime, t: Texts) -> TimeCheck {
+pub(crate) fn iat(dates: &mut Dates, rules: &TimeRules, now: UnixTime, t: Texts) -> TimeCheck {
     if rules.iat == Presence::Ignored {
         return None;
     }
-    Some(read(claims, "iat", t).and_then(|iat| match iat {
-        None if rules.iat == Presence::Required => Err(missing("iat", t)),
-        None => Ok(t.text(|| "`iat` is absent".into())),
-        Some(iat) if issued_in_future(iat, now, rules.leeway) => {
-            Err(Failure::new(t, Reason::IssuedInFuture, || {
-                (
-                    format!("iat <= now + leeway = {now} + {}", rules.leeway),
-                    format!("iat = {iat}"),
-                    format!("issued in the future, at {iat} (leeway {} s)", rules.leeway),
-                )
-            }))
-        }
-        Some(iat) => Ok(t.text(|| format!("issued at {iat}"))),
-    }))
+    Some(
+        std::mem::replace(&mut dates.iat, Ok(None)).and_then(|iat| match iat {
+            None if rules.iat == Presence::Required => Err(missing("iat", t)),
+            None => Ok(t.text(|| "`iat` is absent".into())),
+            Some(iat) if issued_in_future(iat, now, rules.leeway) => {
+                Err(Failure::new(t, Reason::IssuedInFuture, || {
+                    (
+                        format!("iat <= now + leeway = {now} + {}", rules.leeway),
+                        format!("iat = {iat}"),
+                        format!("issued in the future, at {iat} (leeway {} s)", rules.leeway),
+                    )
+                }))
+            }
+            Some(iat) => Ok(t.text(|| format!("issued at {iat}"))),
+        }),
+    )
 }
 
 /// Maximum age: deny when `now >= iat + max_age + leeway`. `iat` itself is judged by [`iat`];
 /// without a usable `iat` the age is not evaluated.
-pub(crate) fn max_age(claims: &Object, rules: &TimeRules, now: UnixTime, t: Texts) -> Option<Step> {
+pub(crate) fn max_age(dates: &Dates, rules: &TimeRules, now: UnixTime, t: Texts) -> Option<Step> {
     let max_age = rules.max_age?;
-    let iat = match read(claims, "iat", t) {
-        Ok(Some(iat)) => iat,
-        Ok(None) | Err(_) => {
+    let iat = match usable(&dates.iat) {
+        Some(iat) => iat,
+        None => {
             return Some(Step::NotEvaluated(
                 t.text(|| "no usable `iat` (see the `iat` check)".into()),
             ));

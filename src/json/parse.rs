@@ -69,6 +69,23 @@ impl<'a> Object<'a> {
         self.members.len()
     }
 
+    /// The same object holding its own copy of every string, when its members are all strings
+    /// (`None` otherwise: numbers borrow their text).
+    pub(crate) fn strings_into_owned(&self) -> Option<Object<'static>> {
+        let members = self
+            .members
+            .iter()
+            .map(|(name, value)| match value {
+                Json::String(s) => Some((
+                    Cow::Owned(name.clone().into_owned()),
+                    Json::String(Cow::Owned(s.clone().into_owned())),
+                )),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Object { members })
+    }
+
     #[cfg(test)]
     /// Whether the object has no members.
     pub(crate) fn is_empty(&self) -> bool {
@@ -370,6 +387,23 @@ struct Members<'a> {
     members: Vec<(Cow<'a, str>, Json<'a>)>,
     /// The names in `members`, once there are more than [`LINEAR_SCAN_LIMIT`].
     names: Option<HashSet<Cow<'a, str>>>,
+    /// One bit for each name in `members`, chosen by its length and first and last bytes: a name
+    /// whose bit is clear is not among them, which settles most lookups without a scan.
+    seen: u64,
+}
+
+/// The bit of [`Members::seen`] for `name`.
+fn name_bit(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let (first, last) = match bytes {
+        [] => (0, 0),
+        [first, .., last] => (*first, *last),
+        [only] => (*only, *only),
+    };
+    let mix = (bytes.len() as u64)
+        .wrapping_mul(0x9E37_79B9)
+        .wrapping_add(u64::from(first) * 31 + u64::from(last));
+    1 << (mix % 64)
 }
 
 impl<'a> Members<'a> {
@@ -378,11 +412,15 @@ impl<'a> Members<'a> {
         Members {
             members: Vec::with_capacity(16),
             names: None,
+            seen: 0,
         }
     }
 
     /// Whether a member called `name` is already present.
     fn contains(&self, name: &str) -> bool {
+        if self.seen & name_bit(name) == 0 {
+            return false;
+        }
         match &self.names {
             Some(names) => names.contains(name),
             None => self
@@ -394,6 +432,7 @@ impl<'a> Members<'a> {
 
     /// Adds a member whose name is known not to be present.
     fn push(&mut self, name: Cow<'a, str>, value: Json<'a>) {
+        self.seen |= name_bit(&name);
         if let Some(names) = &mut self.names {
             names.insert(name.clone());
         } else if self.members.len() >= LINEAR_SCAN_LIMIT {
@@ -630,6 +669,17 @@ impl<'a> Parser<'a> {
     fn parse_token(&mut self) -> Result<Json<'a>, JsonError> {
         let start = self.pos;
         let rest = self.bytes.get(start..).unwrap_or_default();
+        // Most tokens of a JWT are whole numbers (NumericDates): digits, not starting with 0
+        // unless alone, up to a byte that cannot continue a token.
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits > 0
+            && (digits == 1 || rest.first() != Some(&b'0'))
+            && !rest.get(digits).is_some_and(|b| is_token_byte(*b))
+            && let Some(text) = self.text.get(start..start + digits)
+        {
+            self.pos = start + digits;
+            return Ok(Json::Number(Number(text)));
+        }
         let len = rest.iter().take_while(|b| is_token_byte(**b)).count();
         let token = rest.get(..len).unwrap_or_default();
         let (literal, value): (&[u8], Json<'a>) = match token.first() {
@@ -663,15 +713,30 @@ impl<'a> Parser<'a> {
 
     /// Parses a string starting at the opening quote at the current position,
     /// returning it unescaped.
+    #[inline]
     fn parse_string(&mut self) -> Result<Cow<'a, str>, JsonError> {
+        let start = self.pos + 1;
+        let end = start + plain_run(self.bytes.get(start..).unwrap_or_default());
+        // Most strings have no escape: borrowed as they are. The run ends just before an ASCII
+        // byte or at the end of the input, so it is on character boundaries.
+        if self.bytes.get(end) == Some(&b'"')
+            && let Some(text) = self.text.get(start..end)
+        {
+            self.pos = end + 1;
+            return Ok(Cow::Borrowed(text));
+        }
+        self.parse_string_slowly()
+    }
+
+    /// [`Parser::parse_string`] for a string with an escape, a control character, or no end.
+    #[cold]
+    fn parse_string_slowly(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.pos += 1;
         let mut out: Cow<'a, str> = Cow::Borrowed("");
         loop {
             let run_start = self.pos;
             let run = plain_run(self.bytes.get(run_start..).unwrap_or_default());
             self.pos = run_start + run;
-            // The run ends just before an ASCII byte or at the end of the
-            // input, so it is on character boundaries.
             let text = self
                 .text
                 .get(run_start..self.pos)

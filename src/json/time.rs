@@ -57,7 +57,8 @@ impl UnixTime {
 
     /// Whole seconds since the epoch.
     pub fn from_secs(secs: i64) -> Self {
-        Self::exact(i128::from(secs) * NANOS_PER_SECOND)
+        // |secs| < 2^63, times 10^9 < 2^93: never overflows an i128.
+        Self::exact(i128::from(secs).wrapping_mul(NANOS_PER_SECOND))
     }
 
     /// A [`SystemTime`], including times before the epoch.
@@ -239,9 +240,11 @@ fn small_integer(text: &str) -> Option<i64> {
     {
         return None;
     }
-    let value = bytes
-        .iter()
-        .fold(0_i64, |value, digit| value * 10 + i64::from(digit - b'0'));
+    // At most 18 digits: below 10^18 < 2^63, so no step overflows (wrapping says so, sparing
+    // the overflow checks of a release build).
+    let value = bytes.iter().fold(0_i64, |value, digit| {
+        value.wrapping_mul(10).wrapping_add(i64::from(digit - b'0'))
+    });
     Some(if negative { -value } else { value })
 }
 

@@ -5,7 +5,9 @@
 //! [`VerifiedToken`], and claim rules take only a [`VerifiedToken`].
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 
@@ -114,8 +116,94 @@ pub(crate) struct UnverifiedToken<'t> {
     signing_input: &'t [u8],
     /// The signature's bytes, decoded once here (the key checks them as they are).
     signature: &'t [u8],
-    header: Header<'t>,
+    header: Held<'t>,
     claims: Object<'t>,
+}
+
+/// A token's header: read from this token, or shared with an earlier token whose header segment
+/// was the same text (see [`HeaderCache`]).
+#[derive(Debug)]
+enum Held<'t> {
+    /// Boxed, so that a token stays small to move about (most headers are shared).
+    Read(Box<Header<'t>>),
+    Shared(Arc<Header<'static>>),
+}
+
+impl<'t> Held<'t> {
+    fn get(&self) -> &Header<'t> {
+        match self {
+            Held::Read(header) => header,
+            Held::Shared(header) => header,
+        }
+    }
+}
+
+/// The headers of the last few tokens decoded on this thread, by the exact text of their header
+/// segment. An issuer signs its tokens with the same header (`alg`, `typ`, `kid`), so most tokens
+/// find theirs here and skip decoding and reading it again: the same text decodes to the same
+/// header, so this changes no outcome. Only headers that decoded and were read without error, and
+/// whose members are all strings, are kept.
+struct HeaderCache {
+    entries: [Option<KeptHeader>; HeaderCache::ENTRIES],
+    /// The entry the next new header replaces.
+    next: usize,
+}
+
+/// A header segment's text and the header it decoded to.
+type KeptHeader = (Box<[u8]>, Arc<Header<'static>>);
+
+impl HeaderCache {
+    /// Headers kept per thread (a few issuers and keys in rotation).
+    const ENTRIES: usize = 4;
+    /// Longer header segments are not kept.
+    const MAX_TEXT: usize = 512;
+
+    fn get(&self, text: &[u8]) -> Option<Arc<Header<'static>>> {
+        self.entries
+            .iter()
+            .flatten()
+            .find(|(kept, _)| **kept == *text)
+            .map(|(_, header)| header.clone())
+    }
+
+    fn keep(&mut self, text: &[u8], header: &Header<'_>) {
+        if text.len() > Self::MAX_TEXT {
+            return;
+        }
+        let Some(owned) = header.strings_into_owned() else {
+            return;
+        };
+        if let Some(entry) = self.entries.get_mut(self.next) {
+            *entry = Some((text.into(), Arc::new(owned)));
+        }
+        self.next = (self.next + 1) % Self::ENTRIES;
+    }
+}
+
+thread_local! {
+    static HEADERS: RefCell<HeaderCache> = const {
+        RefCell::new(HeaderCache { entries: [const { None }; HeaderCache::ENTRIES], next: 0 })
+    };
+}
+
+impl Header<'_> {
+    /// This header holding its own copy of its strings, when its members are all strings.
+    fn strings_into_owned(&self) -> Option<Header<'static>> {
+        let object = self.object.strings_into_owned()?;
+        let text = |name: &str| {
+            object
+                .get(name)
+                .and_then(Json::as_str)
+                .map(|s| Cow::Owned(s.to_owned()))
+        };
+        Some(Header {
+            alg: text("alg")?,
+            kid: text("kid"),
+            typ: text("typ"),
+            crit: object.get("crit").cloned(),
+            object,
+        })
+    }
 }
 
 /// The header parameters the engine uses, type-checked, plus the whole header.
@@ -133,7 +221,7 @@ pub(crate) struct Header<'t> {
 /// names. Only [`UnverifiedToken::verify`] constructs one, and claim rules take nothing else.
 #[derive(Debug)]
 pub(crate) struct VerifiedToken<'t> {
-    header: Object<'t>,
+    header: Held<'t>,
     claims: Object<'t>,
 }
 
@@ -145,14 +233,14 @@ impl<'t> VerifiedToken<'t> {
 
     /// The verified header.
     pub(crate) fn header(&self) -> &Object<'t> {
-        &self.header
+        &self.header.get().object
     }
 }
 
 impl<'t> UnverifiedToken<'t> {
     /// The header (unverified: used to pick and check the key, never to grant anything).
     pub(crate) fn header(&self) -> &Header<'t> {
-        &self.header
+        self.header.get()
     }
 
     /// The unverified claims, used only to read `iss` and find that issuer's keys.
@@ -164,7 +252,7 @@ impl<'t> UnverifiedToken<'t> {
     pub(crate) fn verify(self, key: &Key, alg: Algorithm) -> Option<VerifiedToken<'t>> {
         key.verify_bytes(self.signing_input, self.signature, alg)
             .then_some(VerifiedToken {
-                header: self.header.object,
+                header: self.header,
                 claims: self.claims,
             })
     }
@@ -174,7 +262,7 @@ impl<'t> UnverifiedToken<'t> {
     /// never to decide.
     pub(crate) fn verified_as_recorded(self, verified: bool) -> Option<VerifiedToken<'t>> {
         verified.then_some(VerifiedToken {
-            header: self.header.object,
+            header: self.header,
             claims: self.claims,
         })
     }
@@ -225,7 +313,10 @@ pub(crate) fn decode<'t>(
     let signature_b64 = token.get(last_dot + 1..).unwrap_or_default();
     // Room for each segment's bytes, one after the other. The buffer only grows (a thread
     // reuses it), so a token no larger than the last ones costs no allocation and no zeroing.
-    let room: usize = [header_b64, payload_b64, signature_b64]
+    let shared = HEADERS.with(|cache| cache.try_borrow().ok()?.get(header_b64));
+    // A header found in the cache is not decoded again (its text was canonical then).
+    let header_text: &[u8] = if shared.is_some() { &[] } else { header_b64 };
+    let room: usize = [header_text, payload_b64, signature_b64]
         .iter()
         .map(|text| BASE64URL_FAST.estimated_decoded_length(text.len()))
         .sum();
@@ -238,7 +329,10 @@ pub(crate) fn decode<'t>(
             _ => Err(refusal(token)),
         }
     };
-    let header_len = decoded(header_b64, buffer)?;
+    let header_len = match shared {
+        Some(_) => 0,
+        None => decoded(header_b64, buffer)?,
+    };
     let payload_len = decoded(
         payload_b64,
         buffer.get_mut(header_len..).unwrap_or_default(),
@@ -254,17 +348,34 @@ pub(crate) fn decode<'t>(
     let (header_bytes, rest) = buffer.split_at_checked(header_len).unwrap_or((buffer, &[]));
     let (payload_bytes, rest) = rest.split_at_checked(payload_len).unwrap_or((rest, &[]));
     let signature = rest.get(..signature_len).unwrap_or_default();
-    let header =
-        json::parse_object(header_bytes, MAX_JSON_DEPTH).map_err(|e| TokenError::Json {
-            segment: Segment::Header,
-            problem: e.to_string(),
-        })?;
+    // The header's JSON, then the payload's, then the header's parameters: the first problem in
+    // that order is the one reported.
+    let header_object = match shared {
+        Some(_) => None,
+        None => Some(
+            json::parse_object(header_bytes, MAX_JSON_DEPTH).map_err(|e| TokenError::Json {
+                segment: Segment::Header,
+                problem: e.to_string(),
+            })?,
+        ),
+    };
     let claims =
         json::parse_object(payload_bytes, MAX_JSON_DEPTH).map_err(|e| TokenError::Json {
             segment: Segment::Payload,
             problem: e.to_string(),
         })?;
-    let header = read_header(header)?;
+    let header = match (shared, header_object) {
+        (Some(header), _) => Held::Shared(header),
+        (None, object) => {
+            let header = read_header(object.unwrap_or_default())?;
+            HEADERS.with(|cache| {
+                if let Ok(mut cache) = cache.try_borrow_mut() {
+                    cache.keep(header_b64, &header);
+                }
+            });
+            Held::Read(Box::new(header))
+        }
+    };
     let signing_input = token.get(..last_dot).unwrap_or_default();
     Ok(UnverifiedToken {
         signing_input,
@@ -489,5 +600,74 @@ mod tests {
             let text = BASE64URL.encode(&bytes);
             proptest::prop_assert_eq!(BASE64URL_FAST.decode_to_vec(&text).ok(), Some(bytes));
         }
+    }
+
+    /// A token with `header` (JSON text) and an empty payload.
+    fn with_header(header: &str) -> String {
+        format!("{}.e30.AA", BASE64URL.encode(header))
+    }
+
+    #[test]
+    fn a_header_read_before_on_the_thread_is_shared_and_reads_the_same() {
+        // More distinct headers than the cache keeps, in rotation, so entries are replaced; one
+        // with a number and one with `crit` are never kept. Each token still gets its own header.
+        let headers: Vec<String> = (0..HeaderCache::ENTRIES + 2)
+            .map(|i| format!(r#"{{"alg":"HS256","kid":"k{i}","typ":"at+jwt"}}"#))
+            .chain([
+                r#"{"alg":"HS256","kid":"n","v":1}"#.to_owned(),
+                r#"{"alg":"HS256","kid":"c","crit":["x"],"x":"y"}"#.to_owned(),
+                // Kept (every member a string), and its malformed `crit` with it.
+                r#"{"alg":"HS256","kid":"s","crit":"x","x":"y"}"#.to_owned(),
+            ])
+            .collect();
+        let mut shared = 0;
+        for round in 0..3 {
+            for (i, header) in headers.iter().chain(headers.iter().take(2)).enumerate() {
+                let token = with_header(header);
+                let fresh = read_header(parse_object_for_test(header)).unwrap();
+                // Twice in a row: the second finds the first's header, if it was kept.
+                for time in 0..2 {
+                    let mut buffer = Vec::new();
+                    let decoded = decode(token.as_bytes(), 1 << 16, &mut buffer).unwrap();
+                    assert_eq!(
+                        format!("{:?}", decoded.header()),
+                        format!("{fresh:?}"),
+                        "round {round}, token {i}, time {time}"
+                    );
+                    shared += usize::from(matches!(decoded.header, Held::Shared(_)));
+                }
+            }
+        }
+        // Back to back, the same header is shared.
+        let token = with_header(&headers[0]);
+        for _ in 0..2 {
+            let mut buffer = Vec::new();
+            let decoded = decode(token.as_bytes(), 1 << 16, &mut buffer).unwrap();
+            assert_eq!(decoded.header().kid.as_deref(), Some("k0"));
+        }
+        let mut buffer = Vec::new();
+        let decoded = decode(token.as_bytes(), 1 << 16, &mut buffer).unwrap();
+        assert!(matches!(decoded.header, Held::Shared(_)));
+        assert!(shared > 0);
+    }
+
+    #[test]
+    fn a_shared_header_does_not_hide_a_problem_of_the_payload() {
+        let header = r#"{"alg":"HS256","kid":"p"}"#;
+        let good = with_header(header);
+        decode(good.as_bytes(), 1 << 16, &mut Vec::new()).unwrap();
+        let bad = format!(
+            "{}.{}.AA",
+            BASE64URL.encode(header),
+            BASE64URL.encode(r#"{"a":1,"a":2}"#)
+        );
+        assert_eq!(
+            error(&bad),
+            "the payload is not a strict JSON object: duplicate member `a` at byte 7"
+        );
+    }
+
+    fn parse_object_for_test(text: &str) -> Object<'_> {
+        json::parse_object(text.as_bytes(), MAX_JSON_DEPTH).unwrap()
     }
 }
