@@ -6,6 +6,8 @@
 
 use std::collections::HashSet;
 
+use smallvec::SmallVec;
+
 use crate::engine::claims::{show, values};
 use crate::engine::decision::Reason;
 use crate::engine::{Failure, Texts};
@@ -23,10 +25,10 @@ pub(crate) fn granted<'a>(
     strict: bool,
     skipped: &mut Vec<String>,
     t: Texts,
-) -> Result<Vec<&'a str>, Failure> {
+) -> Result<SmallVec<[&'a str; 8]>, Failure> {
     // Up to this many scopes, repeats are found by scanning what is kept; past it, by a set.
     const FEW: usize = 8;
-    let mut out: Vec<&str> = Vec::new();
+    let mut out: SmallVec<[&str; FEW]> = SmallVec::new();
     let mut seen: Option<HashSet<&str>> = None;
     for (claim, format) in &rules.claims {
         let Some(value) = claims.get(claim) else {
@@ -121,7 +123,7 @@ mod tests {
         let claims = parse_object(json, 8).unwrap();
         let granted = granted(&claims, &rules, true, &mut Vec::new(), Texts(true)).unwrap();
         assert_eq!(
-            granted,
+            granted.as_slice(),
             [
                 "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m"
             ]
