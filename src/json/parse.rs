@@ -402,8 +402,9 @@ fn name_bit(name: &str) -> u64 {
     };
     let mix = (bytes.len() as u64)
         .wrapping_mul(0x9E37_79B9)
-        .wrapping_add(u64::from(first) * 31 + u64::from(last));
-    1 << (mix % 64)
+        .wrapping_add(u64::from(first).wrapping_mul(31))
+        .wrapping_add(u64::from(last));
+    1_u64.wrapping_shl((mix % 64) as u32)
 }
 
 impl<'a> Members<'a> {
@@ -416,9 +417,10 @@ impl<'a> Members<'a> {
         }
     }
 
-    /// Whether a member called `name` is already present.
-    fn contains(&self, name: &str) -> bool {
-        if self.seen & name_bit(name) == 0 {
+    /// Whether a member called `name`, whose [`name_bit`] is `bit`, is already present.
+    #[inline]
+    fn contains(&self, name: &str, bit: u64) -> bool {
+        if self.seen & bit == 0 {
             return false;
         }
         match &self.names {
@@ -430,9 +432,10 @@ impl<'a> Members<'a> {
         }
     }
 
-    /// Adds a member whose name is known not to be present.
-    fn push(&mut self, name: Cow<'a, str>, value: Json<'a>) {
-        self.seen |= name_bit(&name);
+    /// Adds a member whose name (with [`name_bit`] `bit`) is known not to be present.
+    #[inline]
+    fn push(&mut self, (name, bit): (Cow<'a, str>, u64), value: Json<'a>) {
+        self.seen |= bit;
         if let Some(names) = &mut self.names {
             names.insert(name.clone());
         } else if self.members.len() >= LINEAR_SCAN_LIMIT {
@@ -464,8 +467,8 @@ enum Frame<'a> {
     Object {
         /// Members so far.
         members: Members<'a>,
-        /// Name of the member whose value comes next.
-        name: Cow<'a, str>,
+        /// Name of the member whose value comes next, and its [`name_bit`].
+        name: (Cow<'a, str>, u64),
     },
 }
 
@@ -647,13 +650,18 @@ impl<'a> Parser<'a> {
 
     /// Parses a member name and the `:` after it, rejecting a name already in
     /// `members`.
-    fn parse_member_name(&mut self, members: &Members<'a>) -> Result<Cow<'a, str>, JsonError> {
+    #[inline]
+    fn parse_member_name(
+        &mut self,
+        members: &Members<'a>,
+    ) -> Result<(Cow<'a, str>, u64), JsonError> {
         if self.peek() != Some(b'"') {
             return Err(self.unexpected());
         }
         let start = self.pos;
         let name = self.parse_string()?;
-        if members.contains(&name) {
+        let bit = name_bit(&name);
+        if members.contains(&name, bit) {
             return Err(self.error(JsonErrorKind::DuplicateMember(name.into()), start));
         }
         self.skip_whitespace();
@@ -661,7 +669,7 @@ impl<'a> Parser<'a> {
             return Err(self.unexpected());
         }
         self.pos += 1;
-        Ok(name)
+        Ok((name, bit))
     }
 
     /// Parses a bare token at the current position: `true`, `false`, `null` or

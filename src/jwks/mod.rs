@@ -518,19 +518,20 @@ impl KeySet {
     ) -> Result<&Key, SelectError> {
         match kid {
             Some(kid) => {
-                let named: Vec<&Key> = self
+                // Found without collecting the candidates (this is on every decision).
+                let mut named = self
                     .keys
                     .iter()
                     .filter(|k| k.kid.as_deref() == Some(kid))
-                    .collect();
-                if named.is_empty() {
+                    .peekable();
+                if named.peek().is_none() {
                     return Err(SelectError::NotFound(format!(
                         "no key has `kid` {}",
                         crate::text::quote(kid)
                     )));
                 }
                 let mut reasons = Vec::new();
-                for key in &named {
+                for key in named {
                     match key.mismatch(alg, allowed) {
                         None => return Ok(key),
                         Some(why) => reasons.push(why),
@@ -543,14 +544,13 @@ impl KeySet {
                 )))
             }
             None => {
-                let fitting: Vec<&Key> = self
+                let mut fitting = self
                     .keys
                     .iter()
-                    .filter(|k| k.mismatch(alg, allowed).is_none())
-                    .collect();
-                match fitting.as_slice() {
-                    [one] => Ok(one),
-                    [] => {
+                    .filter(|k| k.mismatch(alg, allowed).is_none());
+                match (fitting.next(), fitting.next()) {
+                    (Some(one), None) => Ok(one),
+                    (None, _) => {
                         // Keys of the right kind that still do not fit: say why.
                         let mut reasons: Vec<String> = Vec::new();
                         for key in self.keys.iter().filter(|k| k.family == alg.family()) {
@@ -569,9 +569,9 @@ impl KeySet {
                             "token has no `kid` and no key fits `{alg}`{why}"
                         )))
                     }
-                    many => Err(SelectError::NotFound(format!(
+                    (Some(_), Some(_)) => Err(SelectError::NotFound(format!(
                         "token has no `kid` and {} keys fit `{alg}`; refusing to guess",
-                        many.len()
+                        2 + fitting.count()
                     ))),
                 }
             }

@@ -302,10 +302,9 @@ pub(crate) fn decode<'t>(
     // that is not base64url (a dot more, a byte that is not ASCII) fails the decoding of its
     // segment, and only then is the token read again to say what is wrong with it, in the order
     // a reader would check: ASCII, three segments, none empty, canonical base64url.
-    let (Some(first_dot), Some(last_dot)) = (
-        token.iter().position(|&b| b == b'.'),
-        token.iter().rposition(|&b| b == b'.'),
-    ) else {
+    let (Some(first_dot), Some(last_dot)) =
+        (memchr::memchr(b'.', token), memchr::memrchr(b'.', token))
+    else {
         return Err(refusal(token));
     };
     let header_b64 = token.get(..first_dot).unwrap_or_default();
