@@ -117,14 +117,14 @@ pub(crate) fn check<'r>(
         Some(v) => show(v),
     };
     if let Some((value, want)) = guard_failures.first() {
-        return Err(Failure {
-            reason: Reason::ResourceMismatch,
-            expected: format!("`resource` naming `{want}` (required for audience `{value}`)"),
-            observed: format!("`resource` {observed_resource}"),
-            detail: format!(
+        return Err(Failure::with_texts(
+            Reason::ResourceMismatch,
+            format!("`resource` naming `{want}` (required for audience `{value}`)"),
+            format!("`resource` {observed_resource}"),
+            format!(
                 "audience `{value}` is accepted only for tokens whose `resource` names `{want}`"
             ),
-        });
+        ));
     }
     let accepted: Vec<String> = rule
         .accept
@@ -139,12 +139,12 @@ pub(crate) fn check<'r>(
     } else {
         " or "
     };
-    Err(Failure {
-        reason: Reason::AudienceMismatch,
-        expected: accepted.join(joiner),
-        observed: format!("`aud` {}", show_list(&aud)),
-        detail: "the token was not issued for this resource".into(),
-    })
+    Err(Failure::with_texts(
+        Reason::AudienceMismatch,
+        accepted.join(joiner),
+        format!("`aud` {}", show_list(&aud)),
+        "the token was not issued for this resource".into(),
+    ))
 }
 
 /// `accept = "any"`: any audience, but a present `aud` must still be well-formed.

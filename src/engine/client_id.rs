@@ -61,12 +61,12 @@ pub(crate) fn resolve<'a>(
                 _ => None,
             })
             .collect();
-        return Err(Failure {
-            reason: Reason::MissingClientId,
-            expected: format!("one of {}", names.join(", ")),
-            observed: "none present".into(),
-            detail: "the token names no client".into(),
-        });
+        return Err(Failure::with_texts(
+            Reason::MissingClientId,
+            format!("one of {}", names.join(", ")),
+            "none present".into(),
+            "the token names no client".into(),
+        ));
     }
     Ok(None)
 }

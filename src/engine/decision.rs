@@ -362,7 +362,7 @@ impl PrincipalDraft {
 
     /// The principal, with this server's own client id.
     fn principal(&self, resource_client_id: Option<String>) -> Principal {
-        let text = |span: &Span| self.text.get(span.0..span.1).unwrap_or_default().to_owned();
+        let text = |&(start, end): &Span| self.text.get(start..end).unwrap_or_default().to_owned();
         let field = |span: &Option<Span>| span.as_ref().map(text);
         Principal {
             issuer: field(&self.issuer),
@@ -456,7 +456,7 @@ struct Data {
     replay: Option<Replay>,
     /// When the decision holds, for the decision cache: `Some` once the signature verified, in an
     /// engine with a cache (the times the time checks compared `now` with); `None` otherwise.
-    window: Option<super::time::Window>,
+    window: Option<Box<super::time::Window>>,
 }
 
 impl Decision {
@@ -480,7 +480,7 @@ impl Decision {
             checks: OnceLock::new(),
             claims: OnceLock::new(),
             replay: Some(replay),
-            window,
+            window: window.map(Box::new),
         }))
     }
 
@@ -499,13 +499,13 @@ impl Decision {
             checks: OnceLock::from(self.checks().to_vec()),
             claims: OnceLock::from(self.claims().cloned()),
             replay: None,
-            window: data.window,
+            window: data.window.clone(),
         }))
     }
 
     /// When the decision holds, if it was made for a decision cache (see [`Data::window`]).
     pub(crate) fn window(&self) -> Option<super::time::Window> {
-        self.0.window
+        self.0.window.as_deref().copied()
     }
 
     /// A decision whose checks are already written.

@@ -305,19 +305,18 @@ impl<'e> Run<'e> {
         let (outcome, detail) = match step {
             Step::Pass(detail) => (Outcome::Passed, detail),
             Step::NotEvaluated(why) => (Outcome::NotEvaluated, why),
-            Step::Fail(Failure {
-                reason,
-                expected,
-                observed,
-                detail,
-            }) => (
-                Outcome::Failed {
-                    reason,
-                    expected,
-                    observed,
-                },
-                detail,
-            ),
+            Step::Fail(failure) => {
+                let reason = failure.reason;
+                let (expected, observed, detail) = failure.into_texts();
+                (
+                    Outcome::Failed {
+                        reason,
+                        expected,
+                        observed,
+                    },
+                    detail,
+                )
+            }
         };
         let rule = self.name(kind);
         self.checks.push(Check {
@@ -981,29 +980,29 @@ fn rule_step(rule: &Rule, claims: &Object, t: Texts) -> Step {
             Some(d) => format!("holds: {d}"),
             None => "holds".into(),
         })),
-        (Truth::False(why), Some(Truth::Undecided(when))) => Step::Fail(Failure {
-            reason: Reason::InvalidClaim,
-            expected: expected(),
-            observed: format!("{when}; and {why}"),
-            detail: format!(
+        (Truth::False(why), Some(Truth::Undecided(when))) => Step::Fail(Failure::with_texts(
+            Reason::InvalidClaim,
+            expected(),
+            format!("{when}; and {why}"),
+            format!(
                 "rule `{name}` cannot tell whether it applies ({when}), and its `require` does not hold: {why}"
             ),
-        }),
-        (Truth::False(why), _) => Step::Fail(Failure {
-            reason: if rule.permission {
+        )),
+        (Truth::False(why), _) => Step::Fail(Failure::with_texts(
+            if rule.permission {
                 Reason::InsufficientPermission
             } else {
                 Reason::RuleFailed
             },
-            expected: expected(),
-            observed: why.clone(),
-            detail: format!("rule `{name}` failed: {why}"),
-        }),
-        (Truth::Undecided(why), _) => Step::Fail(Failure {
-            reason: Reason::InvalidClaim,
-            expected: expected(),
-            observed: why.clone(),
-            detail: format!("rule `{name}` cannot be decided: {why}"),
-        }),
+            expected(),
+            why.clone(),
+            format!("rule `{name}` failed: {why}"),
+        )),
+        (Truth::Undecided(why), _) => Step::Fail(Failure::with_texts(
+            Reason::InvalidClaim,
+            expected(),
+            why.clone(),
+            format!("rule `{name}` cannot be decided: {why}"),
+        )),
     }
 }

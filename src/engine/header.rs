@@ -81,23 +81,25 @@ pub(crate) fn crit(header: &Header, rules: &HeaderRules, t: Texts) -> Result<Str
     let Some(crit) = &header.crit else {
         return Ok(t.text(|| "no `crit`".into()));
     };
-    let fail = |observed: String, detail: String| Failure {
-        reason: Reason::UnsupportedCriticalHeader,
-        expected: if rules.crit.is_empty() {
-            "no `crit` (no extension is understood)".into()
-        } else {
-            format!(
-                "`crit` naming only {}",
-                rules
-                    .crit
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        },
-        observed,
-        detail,
+    let fail = |observed: String, detail: String| {
+        Failure::with_texts(
+            Reason::UnsupportedCriticalHeader,
+            if rules.crit.is_empty() {
+                "no `crit` (no extension is understood)".into()
+            } else {
+                format!(
+                    "`crit` naming only {}",
+                    rules
+                        .crit
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+            observed,
+            detail,
+        )
     };
     let names: Vec<&str> = match crit {
         Json::Array(items) if !items.is_empty() => {

@@ -85,13 +85,12 @@ impl From<Result<String, Failure>> for Step {
     }
 }
 
-/// A failed check: the stable reason, expected vs observed, and one readable line.
+/// A failed check: the stable reason, and (when texts are written) expected vs observed and one
+/// readable line. Small to move: the texts are boxed, and absent when not written.
 #[derive(Debug)]
 pub(crate) struct Failure {
     pub(crate) reason: Reason,
-    pub(crate) expected: String,
-    pub(crate) observed: String,
-    pub(crate) detail: String,
+    texts: Option<Box<[String; 3]>>,
 }
 
 impl Failure {
@@ -102,12 +101,36 @@ impl Failure {
         reason: Reason,
         texts: impl FnOnce() -> (String, String, String),
     ) -> Self {
-        let (expected, observed, detail) = if t.0 { texts() } else { Default::default() };
         Self {
             reason,
-            expected,
-            observed,
-            detail,
+            texts: t.0.then(|| {
+                let (expected, observed, detail) = texts();
+                Box::new([expected, observed, detail])
+            }),
+        }
+    }
+
+    /// A failure with these texts.
+    pub(crate) fn with_texts(
+        reason: Reason,
+        expected: String,
+        observed: String,
+        detail: String,
+    ) -> Self {
+        Self {
+            reason,
+            texts: Some(Box::new([expected, observed, detail])),
+        }
+    }
+
+    /// Expected, observed and detail (empty when not written).
+    pub(crate) fn into_texts(self) -> (String, String, String) {
+        match self.texts {
+            Some(texts) => {
+                let [expected, observed, detail] = *texts;
+                (expected, observed, detail)
+            }
+            None => Default::default(),
         }
     }
 }
