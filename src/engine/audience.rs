@@ -46,7 +46,8 @@ fn audiences<'a>(claims: &'a Object, t: Texts) -> Result<Values<'a>, Failure> {
     })
 }
 
-fn resources<'a>(claims: &'a Object, t: Texts) -> Result<Option<Values<'a>>, Failure> {
+/// The token's `resource` claim (RFC 8707): `Ok(None)` when absent.
+pub(crate) fn resources<'a>(claims: &'a Object, t: Texts) -> Result<Option<Values<'a>>, Failure> {
     string_or_array(claims, "resource", t)
 }
 
@@ -61,18 +62,21 @@ fn show_list(values: &[&str]) -> String {
 }
 
 /// Checks `aud`; on success returns the matched accepted value and a detail line.
+///
+/// Guards compare with `resource`, the token's `resource` claim as [`resources`] read it; a
+/// malformed one satisfies no guard (and fails the `resource` check).
 pub(crate) fn check<'r>(
     claims: &Object,
     rule: &'r AudienceRule,
+    resource: &Result<Option<Values<'_>>, Failure>,
     t: Texts,
 ) -> Result<(&'r str, String), Failure> {
     let aud = audiences(claims, t)?;
-    // Guards read `resource`; a malformed one fails here too (and in the `resource` check).
-    let resource = resources(claims, t).unwrap_or_default();
+    let resource = resource.as_ref().ok().and_then(Option::as_ref);
     // Each accepted value is looked up in a set of the token's, so the check stays linear in the
     // token when both lists are long (std's hasher is randomly keyed: no chosen collisions).
     let aud_set = Lookup::new(&aud);
-    let resource_set: Option<Lookup<'_>> = resource.as_deref().map(Lookup::new);
+    let resource_set: Option<Lookup<'_>> = resource.map(|r| Lookup::new(r));
     let mut matched: Option<&str> = None;
     let mut guard_failures = Vec::new();
     let mut failures = 0;
@@ -157,8 +161,9 @@ pub(crate) fn any(claims: &Object, t: Texts) -> Result<String, Failure> {
 }
 
 /// Checks the `resource` claim: when present (or required), it must name `resource_url`.
+/// `found` is the claim as [`resources`] read it.
 pub(crate) fn resource<'r>(
-    claims: &Object,
+    found: Result<Option<Values<'_>>, Failure>,
     presence: Presence,
     resource_url: &'r str,
     t: Texts,
@@ -166,7 +171,7 @@ pub(crate) fn resource<'r>(
     if presence == Presence::Ignored {
         return None;
     }
-    Some(resources(claims, t).and_then(|found| match found {
+    Some(found.and_then(|found| match found {
         None if presence == Presence::Required => {
             Err(Failure::new(t, Reason::MissingClaim, || {
                 (

@@ -326,6 +326,20 @@ impl<'e> Run<'e> {
         });
     }
 
+    /// Records a check's result. A pass, when texts are off, records nothing (and no [`Step`] is
+    /// made to say so: moving one about showed in the profile).
+    #[inline]
+    fn outcome(&mut self, kind: CheckKind, result: Result<String, Failure>) {
+        match result {
+            Ok(detail) => {
+                if self.t.0 {
+                    self.record(kind, Step::Pass(detail));
+                }
+            }
+            Err(failure) => self.record(kind, Step::Fail(failure)),
+        }
+    }
+
     fn pass(&mut self, kind: CheckKind, detail: impl FnOnce() -> String) {
         // A pass records nothing but its text.
         if !self.t.0 {
@@ -450,11 +464,11 @@ impl<'e> Run<'e> {
         };
         let rules = &self.inner.policy.header;
         if let Some(result) = header::typ(unverified.header(), rules, t) {
-            self.record(CheckKind::Typ, result.into());
+            self.outcome(CheckKind::Typ, result);
         }
         let crit = header::crit(unverified.header(), rules, t);
         let crit_ok = crit.is_ok();
-        self.record(CheckKind::Crit, crit.into());
+        self.outcome(CheckKind::Crit, crit);
 
         let (Some((index, issuer)), Some(alg)) = (issuer, alg) else {
             self.not_evaluated(
@@ -726,37 +740,39 @@ impl<'e> Run<'e> {
         }
         // `max_age` first reads `iat`, which the `iat` check then takes.
         let max_age = time::max_age(&dates, &policy.time, now, t);
-        for (kind, check) in [
-            (CheckKind::Exp, time::exp(&mut dates, &policy.time, now, t)),
-            (CheckKind::Nbf, time::nbf(&mut dates, &policy.time, now, t)),
-            (CheckKind::Iat, time::iat(&mut dates, &policy.time, now, t)),
-        ] {
-            if let Some(result) = check {
-                self.record(kind, result.into());
-            }
+        if let Some(result) = time::exp(&mut dates, &policy.time, now, t) {
+            self.outcome(CheckKind::Exp, result);
+        }
+        if let Some(result) = time::nbf(&mut dates, &policy.time, now, t) {
+            self.outcome(CheckKind::Nbf, result);
+        }
+        if let Some(result) = time::iat(&mut dates, &policy.time, now, t) {
+            self.outcome(CheckKind::Iat, result);
         }
         if let Some(step) = max_age {
             self.record(CheckKind::MaxAge, step);
         }
+        // Read once for the audience guards and the `resource` check.
+        let resource = audience::resources(claims, t);
         match &policy.audience {
-            Audience::Accept(rule) => match audience::check(claims, rule, t) {
+            Audience::Accept(rule) => match audience::check(claims, rule, &resource, t) {
                 Ok((value, detail)) => {
                     self.principal.set(Field::Audience, value);
-                    self.record(CheckKind::Audience, Step::Pass(detail));
+                    self.outcome(CheckKind::Audience, Ok(detail));
                 }
                 Err(f) => self.record(CheckKind::Audience, Step::Fail(f)),
             },
-            Audience::Any => self.record(CheckKind::Audience, audience::any(claims, t).into()),
+            Audience::Any => self.outcome(CheckKind::Audience, audience::any(claims, t)),
         }
         if let Some(result) =
-            audience::resource(claims, policy.resource_claim, &policy.resource_url, t)
+            audience::resource(resource, policy.resource_claim, &policy.resource_url, t)
         {
             match result {
                 Ok((resource, detail)) => {
                     if let Some(resource) = resource {
                         self.principal.set(Field::Resource, resource);
                     }
-                    self.record(CheckKind::Resource, Step::Pass(detail));
+                    self.outcome(CheckKind::Resource, Ok(detail));
                 }
                 Err(f) => self.record(CheckKind::Resource, Step::Fail(f)),
             }
