@@ -447,7 +447,8 @@ struct Data {
     failed: Vec<Reason>,
     /// The scopes the request needed: the policy's, then the requirement's.
     required_scopes: Vec<String>,
-    policy_revision: Arc<str>,
+    /// The deciding policy's revision, when no replay holds it (see [`Decision::policy_revision`]).
+    policy_revision: Option<Arc<str>>,
     /// Every check with its texts, once written.
     checks: OnceLock<Vec<Check>>,
     /// The verified claims (on allow only), once read.
@@ -466,7 +467,6 @@ impl Decision {
         draft: PrincipalDraft,
         failed: Vec<Reason>,
         required_scopes: Vec<String>,
-        policy_revision: Arc<str>,
         replay: Replay,
         window: Option<super::time::Window>,
     ) -> Self {
@@ -476,7 +476,8 @@ impl Decision {
             draft,
             failed,
             required_scopes,
-            policy_revision,
+            // The replay holds the engine, and so the revision (one reference count fewer).
+            policy_revision: None,
             checks: OnceLock::new(),
             claims: OnceLock::new(),
             replay: Some(replay),
@@ -495,7 +496,7 @@ impl Decision {
             draft: PrincipalDraft::default(),
             failed: data.failed.clone(),
             required_scopes: data.required_scopes.clone(),
-            policy_revision: data.policy_revision.clone(),
+            policy_revision: Some(self.policy_revision().into()),
             checks: OnceLock::from(self.checks().to_vec()),
             claims: OnceLock::from(self.claims().cloned()),
             replay: None,
@@ -523,7 +524,7 @@ impl Decision {
             draft: PrincipalDraft::default(),
             failed: checks.iter().filter_map(Check::reason).collect(),
             required_scopes,
-            policy_revision,
+            policy_revision: Some(policy_revision),
             checks: OnceLock::from(checks),
             claims: OnceLock::from(claims),
             replay: None,
@@ -552,7 +553,12 @@ impl Decision {
 
     /// The [revision](crate::Policy::revision) of the policy that decided.
     pub fn policy_revision(&self) -> &str {
-        &self.0.policy_revision
+        let data = &*self.0;
+        match (&data.policy_revision, &data.replay) {
+            (Some(revision), _) => revision,
+            (None, Some(replay)) => replay.revision(),
+            (None, None) => "",
+        }
     }
 
     /// Allow or deny.

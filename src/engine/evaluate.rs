@@ -59,6 +59,11 @@ impl Replay {
         .unwrap_or_else(|_| internal_checks(inner))
     }
 
+    /// The revision of the policy that decided.
+    pub(crate) fn revision(&self) -> &str {
+        &self.inner.revision
+    }
+
     /// This server's own client id, for the decision's principal.
     pub(crate) fn resource_client_id(&self) -> Option<&str> {
         self.inner.resource_client_id.as_deref()
@@ -270,7 +275,6 @@ impl<'e> Run<'e> {
                 self.principal,
                 self.failed,
                 required_scopes,
-                self.inner.revision.clone(),
                 replay,
                 window,
             ),
@@ -589,12 +593,15 @@ impl<'e> Run<'e> {
             self.skip_from(CheckKind::Signature, "no key to verify the signature with");
             return KeyStep::Stopped;
         }
+        // The policy's own secrets are borrowed, not counted (a reference count that threads
+        // share is a cache line they pass back and forth).
+        let fetched;
         let set = if alg.is_hmac() {
-            Ok(issuer.secrets.clone())
+            Ok(&*issuer.secrets)
         } else {
-            let set = keys(issuer);
-            self.keys = Some(set.clone());
-            set
+            fetched = keys(issuer);
+            self.keys = Some(fetched.clone());
+            fetched.as_deref().map_err(Clone::clone)
         };
         let set = match set {
             Ok(set) => set,
