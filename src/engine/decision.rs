@@ -434,7 +434,8 @@ impl Claims {
 ///
 /// A decision is made without the texts of its checks; [`Decision::checks`], [`Decision::explain`],
 /// [`Decision::to_json`] and the verified [`Decision::claims`] are written the first time one of
-/// them is asked for (then kept).
+/// them is asked for (then kept). The [`Decision::principal`] is gathered while deciding and made
+/// into its strings on first ask.
 #[derive(Clone)]
 pub struct Decision(Arc<Data>);
 
