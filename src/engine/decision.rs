@@ -448,8 +448,7 @@ struct Data {
     failed: Vec<Reason>,
     /// The scopes the request needed: the policy's, then the requirement's.
     required_scopes: Vec<String>,
-    /// The deciding policy's revision, when no replay holds it (see [`Decision::policy_revision`]).
-    policy_revision: Option<Arc<str>>,
+    policy_revision: Arc<str>,
     /// Every check with its texts, once written.
     checks: OnceLock<Vec<Check>>,
     /// The verified claims (on allow only), once read.
@@ -468,6 +467,7 @@ impl Decision {
         draft: PrincipalDraft,
         failed: Vec<Reason>,
         required_scopes: Vec<String>,
+        policy_revision: Arc<str>,
         replay: Replay,
         window: Option<super::time::Window>,
     ) -> Self {
@@ -477,8 +477,7 @@ impl Decision {
             draft,
             failed,
             required_scopes,
-            // The replay holds the engine, and so the revision (one reference count fewer).
-            policy_revision: None,
+            policy_revision,
             checks: OnceLock::new(),
             claims: OnceLock::new(),
             replay: Some(replay),
@@ -497,7 +496,7 @@ impl Decision {
             draft: PrincipalDraft::default(),
             failed: data.failed.clone(),
             required_scopes: data.required_scopes.clone(),
-            policy_revision: Some(self.policy_revision().into()),
+            policy_revision: data.policy_revision.clone(),
             checks: OnceLock::from(self.checks().to_vec()),
             claims: OnceLock::from(self.claims().cloned()),
             replay: None,
@@ -525,7 +524,7 @@ impl Decision {
             draft: PrincipalDraft::default(),
             failed: checks.iter().filter_map(Check::reason).collect(),
             required_scopes,
-            policy_revision: Some(policy_revision),
+            policy_revision,
             checks: OnceLock::from(checks),
             claims: OnceLock::from(claims),
             replay: None,
@@ -554,12 +553,7 @@ impl Decision {
 
     /// The [revision](crate::Policy::revision) of the policy that decided.
     pub fn policy_revision(&self) -> &str {
-        let data = &*self.0;
-        match (&data.policy_revision, &data.replay) {
-            (Some(revision), _) => revision,
-            (None, Some(replay)) => replay.revision(),
-            (None, None) => "",
-        }
+        &self.0.policy_revision
     }
 
     /// Allow or deny.

@@ -59,11 +59,6 @@ impl Replay {
         .unwrap_or_else(|_| internal_checks(inner))
     }
 
-    /// The revision of the policy that decided.
-    pub(crate) fn revision(&self) -> &str {
-        &self.inner.revision
-    }
-
     /// This server's own client id, for the decision's principal.
     pub(crate) fn resource_client_id(&self) -> Option<&str> {
         self.inner.resource_client_id.as_deref()
@@ -275,6 +270,7 @@ impl<'e> Run<'e> {
                 self.principal,
                 self.failed,
                 required_scopes,
+                self.inner.revision.clone(),
                 replay,
                 window,
             ),
@@ -734,7 +730,7 @@ impl<'e> Run<'e> {
                 self.principal.set(field, value);
             }
         }
-        let mut dates = time::Dates::read(claims, &policy.time, t);
+        let dates = time::Dates::read(claims, &policy.time, t);
         if let Some(exp) = dates.exp() {
             self.principal.expires_at(exp.seconds_floor());
         }
@@ -745,15 +741,16 @@ impl<'e> Run<'e> {
         if let Some(step) = replicated_claims(token, t) {
             self.record(CheckKind::ReplicatedClaims, step);
         }
-        // `max_age` first reads `iat`, which the `iat` check then takes.
+        // Made before the checks below take the dates (its outcome is recorded after them).
         let max_age = time::max_age(&dates, &policy.time, now, t);
-        if let Some(result) = time::exp(&mut dates, &policy.time, now, t) {
+        let time::Dates { exp, nbf, iat } = dates;
+        if let Some(result) = time::exp(exp, &policy.time, now, t) {
             self.outcome(CheckKind::Exp, result);
         }
-        if let Some(result) = time::nbf(&mut dates, &policy.time, now, t) {
+        if let Some(result) = time::nbf(nbf, &policy.time, now, t) {
             self.outcome(CheckKind::Nbf, result);
         }
-        if let Some(result) = time::iat(&mut dates, &policy.time, now, t) {
+        if let Some(result) = time::iat(iat, &policy.time, now, t) {
             self.outcome(CheckKind::Iat, result);
         }
         if let Some(step) = max_age {

@@ -32,15 +32,15 @@ pub(crate) fn read(claims: &Object, name: &str, t: Texts) -> Result<Option<UnixT
 }
 
 /// A NumericDate claim as [`read`] read it.
-type Date = Result<Option<UnixTime>, Failure>;
+pub(crate) type Date = Result<Option<UnixTime>, Failure>;
 
 /// The token's `exp`, `nbf` and `iat`, each read once for every check (and the principal, and
 /// the cache's window) that compares with it. A date the policy does not check is not read
 /// (`exp` always is: the principal reports it).
 pub(crate) struct Dates {
-    exp: Date,
-    nbf: Date,
-    iat: Date,
+    pub(crate) exp: Date,
+    pub(crate) nbf: Date,
+    pub(crate) iat: Date,
 }
 
 impl Dates {
@@ -155,78 +155,97 @@ impl Window {
     }
 }
 
-/// `exp`: deny when `now >= exp + leeway`.
-pub(crate) fn exp(dates: &mut Dates, rules: &TimeRules, now: UnixTime, t: Texts) -> TimeCheck {
-    if rules.exp == Presence::Ignored {
+/// One NumericDate check, as the policy's `presence` for it says: `None` when it is not made; a
+/// missing date denied when required; a date that did not read denied with why; a present one
+/// denied with the failure `fails` gives for it, if any, and passed with `passes`'s text otherwise.
+fn judge(
+    date: Date,
+    name: &str,
+    presence: Presence,
+    t: Texts,
+    fails: impl FnOnce(UnixTime) -> Option<Failure>,
+    passes: impl FnOnce(UnixTime) -> String,
+) -> TimeCheck {
+    if presence == Presence::Ignored {
         return None;
     }
-    Some(
-        std::mem::replace(&mut dates.exp, Ok(None)).and_then(|exp| match exp {
-            None if rules.exp == Presence::Required => Err(missing("exp", t)),
-            None => Ok(t.text(|| "`exp` is absent".into())),
-            // exp + leeway <= now  <=>  exp <= now - leeway
-            Some(exp) if expired(exp, now, rules.leeway) => {
-                Err(Failure::new(t, Reason::Expired, || {
+    Some(date.and_then(|date| match date {
+        None if presence == Presence::Required => Err(missing(name, t)),
+        None => Ok(t.text(|| format!("`{name}` is absent"))),
+        Some(date) => match fails(date) {
+            Some(failure) => Err(failure),
+            None => Ok(t.text(|| passes(date))),
+        },
+    }))
+}
+
+/// `exp`: deny when `now >= exp + leeway`.
+pub(crate) fn exp(date: Date, rules: &TimeRules, now: UnixTime, t: Texts) -> TimeCheck {
+    let leeway = rules.leeway;
+    judge(
+        date,
+        "exp",
+        rules.exp,
+        t,
+        // exp + leeway <= now  <=>  exp <= now - leeway
+        |exp| {
+            expired(exp, now, leeway).then(|| {
+                Failure::new(t, Reason::Expired, || {
                     (
-                        format!("now < exp + leeway = {exp} + {}", rules.leeway),
+                        format!("now < exp + leeway = {exp} + {leeway}"),
                         format!("now = {now}"),
-                        format!("expired at {exp} (leeway {} s)", rules.leeway),
+                        format!("expired at {exp} (leeway {leeway} s)"),
                     )
-                }))
-            }
-            Some(exp) => Ok(t.text(|| {
-                format!(
-                    "expires at {exp}, after now {now} (leeway {} s)",
-                    rules.leeway
-                )
-            })),
-        }),
+                })
+            })
+        },
+        |exp| format!("expires at {exp}, after now {now} (leeway {leeway} s)"),
     )
 }
 
 /// `nbf`: deny when `now + leeway < nbf`.
-pub(crate) fn nbf(dates: &mut Dates, rules: &TimeRules, now: UnixTime, t: Texts) -> TimeCheck {
-    if rules.nbf == Presence::Ignored {
-        return None;
-    }
-    Some(
-        std::mem::replace(&mut dates.nbf, Ok(None)).and_then(|nbf| match nbf {
-            None if rules.nbf == Presence::Required => Err(missing("nbf", t)),
-            None => Ok(t.text(|| "`nbf` is absent".into())),
-            Some(nbf) if not_yet_valid(nbf, now, rules.leeway) => {
-                Err(Failure::new(t, Reason::NotYetValid, || {
+pub(crate) fn nbf(date: Date, rules: &TimeRules, now: UnixTime, t: Texts) -> TimeCheck {
+    let leeway = rules.leeway;
+    judge(
+        date,
+        "nbf",
+        rules.nbf,
+        t,
+        |nbf| {
+            not_yet_valid(nbf, now, leeway).then(|| {
+                Failure::new(t, Reason::NotYetValid, || {
                     (
                         format!("now + leeway >= nbf = {nbf}"),
-                        format!("now + leeway = {now} + {}", rules.leeway),
-                        format!("not valid before {nbf} (leeway {} s)", rules.leeway),
+                        format!("now + leeway = {now} + {leeway}"),
+                        format!("not valid before {nbf} (leeway {leeway} s)"),
                     )
-                }))
-            }
-            Some(nbf) => Ok(t.text(|| format!("valid since {nbf}"))),
-        }),
+                })
+            })
+        },
+        |nbf| format!("valid since {nbf}"),
     )
 }
 
 /// `iat`: deny when `iat > now + leeway`.
-pub(crate) fn iat(dates: &mut Dates, rules: &TimeRules, now: UnixTime, t: Texts) -> TimeCheck {
-    if rules.iat == Presence::Ignored {
-        return None;
-    }
-    Some(
-        std::mem::replace(&mut dates.iat, Ok(None)).and_then(|iat| match iat {
-            None if rules.iat == Presence::Required => Err(missing("iat", t)),
-            None => Ok(t.text(|| "`iat` is absent".into())),
-            Some(iat) if issued_in_future(iat, now, rules.leeway) => {
-                Err(Failure::new(t, Reason::IssuedInFuture, || {
+pub(crate) fn iat(date: Date, rules: &TimeRules, now: UnixTime, t: Texts) -> TimeCheck {
+    let leeway = rules.leeway;
+    judge(
+        date,
+        "iat",
+        rules.iat,
+        t,
+        |iat| {
+            issued_in_future(iat, now, leeway).then(|| {
+                Failure::new(t, Reason::IssuedInFuture, || {
                     (
-                        format!("iat <= now + leeway = {now} + {}", rules.leeway),
+                        format!("iat <= now + leeway = {now} + {leeway}"),
                         format!("iat = {iat}"),
-                        format!("issued in the future, at {iat} (leeway {} s)", rules.leeway),
+                        format!("issued in the future, at {iat} (leeway {leeway} s)"),
                     )
-                }))
-            }
-            Some(iat) => Ok(t.text(|| format!("issued at {iat}"))),
-        }),
+                })
+            })
+        },
+        |iat| format!("issued at {iat}"),
     )
 }
 

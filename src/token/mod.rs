@@ -170,7 +170,12 @@ impl HeaderCache {
         if text.len() > Self::MAX_TEXT {
             return;
         }
-        let Some(owned) = header.strings_into_owned() else {
+        // Read again from its own copy, by the same reading (it read without error before).
+        let Some(owned) = header
+            .object
+            .strings_into_owned()
+            .and_then(|object| read_header(object).ok())
+        else {
             return;
         };
         if let Some(entry) = self.entries.get_mut(self.next) {
@@ -184,26 +189,6 @@ thread_local! {
     static HEADERS: RefCell<HeaderCache> = const {
         RefCell::new(HeaderCache { entries: [const { None }; HeaderCache::ENTRIES], next: 0 })
     };
-}
-
-impl Header<'_> {
-    /// This header holding its own copy of its strings, when its members are all strings.
-    fn strings_into_owned(&self) -> Option<Header<'static>> {
-        let object = self.object.strings_into_owned()?;
-        let text = |name: &str| {
-            object
-                .get(name)
-                .and_then(Json::as_str)
-                .map(|s| Cow::Owned(s.to_owned()))
-        };
-        Some(Header {
-            alg: text("alg")?,
-            kid: text("kid"),
-            typ: text("typ"),
-            crit: object.get("crit").cloned(),
-            object,
-        })
-    }
 }
 
 /// The header parameters the engine uses, type-checked, plus the whole header.
